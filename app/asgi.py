@@ -1,0 +1,87 @@
+"""create_app(): the only wiring module — routes, dependencies, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Litestar, Request, get
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from app import __version__
+from app.auth import Authenticator, Caller
+from app.config import Settings, load_settings
+from app.errors import ApiError
+from app.http import (
+    handle_api_error,
+    handle_http_exception,
+    handle_unexpected,
+    request_id_middleware,
+)
+from app.responses.controller import ResponsesController
+from app.responses.service import ResponseService
+from app.runtime import Runtime
+
+
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(request.headers.get("authorization"))
+
+
+def provide_response_service(request: Request[Any, Any, Any]) -> ResponseService:
+    return request.app.state.response_service  # type: ignore[no-any-return]
+
+
+@get("/health", summary="The process is up", include_in_schema=True)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", summary="The database (and Redis, when configured) answer")
+async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        raise HTTPException(status_code=503, detail="The database is not reachable.") from exc
+    return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        app.state.runtime = runtime
+        app.state.authenticator = Authenticator(runtime.sessions)
+        app.state.response_service = ResponseService(runtime)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[ResponsesController, health, ready],
+        dependencies={
+            "caller": Provide(provide_caller),
+            "service": Provide(provide_response_service, sync_to_thread=False),
+        },
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        middleware=[request_id_middleware],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
+        debug=False,
+        logging_config=None,
+    )

@@ -1,0 +1,89 @@
+"""Settings: one frozen struct, read once from the RAPPORT_* environment and the models file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rapport.db"
+DEFAULT_UPSTREAM_BASE_URL = "https://api.openai.com/v1"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which variable or file line is wrong."""
+
+
+class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry of the models file: which upstream serves a model name, and how."""
+
+    name: str
+    provider: Literal["openai-chat"] = "openai-chat"
+    base_url: str = DEFAULT_UPSTREAM_BASE_URL
+    api_key_env: str | None = None
+    upstream_model: str | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    # Older OpenAI-compatible servers (llama.cpp, Ollama) only know `max_tokens`; OpenAI's
+    # reasoning models only accept `max_completion_tokens`. The route says which to send.
+    max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    timeout_seconds: float = 600.0
+
+
+class Settings(msgspec.Struct, frozen=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
+    upstream_api_key: str | None = None
+    models_file: str | None = None
+    routes: tuple[ModelRoute, ...] = ()
+    upstream_timeout_seconds: float = 600.0
+    upstream_connect_timeout_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment once; callers keep the result (it is frozen)."""
+    env = os.environ if environ is None else environ
+    models_file = env.get("RAPPORT_MODELS") or None
+    return Settings(
+        database_url=env.get("RAPPORT_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        redis_url=env.get("RAPPORT_REDIS_URL") or None,
+        upstream_base_url=(env.get("RAPPORT_UPSTREAM_BASE_URL") or DEFAULT_UPSTREAM_BASE_URL),
+        upstream_api_key=env.get("RAPPORT_UPSTREAM_API_KEY") or env.get("OPENAI_API_KEY") or None,
+        models_file=models_file,
+        routes=load_routes(Path(models_file)) if models_file else (),
+        upstream_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_TIMEOUT", 600.0),
+        upstream_connect_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+        log_level=(env.get("RAPPORT_LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+def load_routes(path: Path) -> tuple[ModelRoute, ...]:
+    """Parse the TOML models file; a typo fails at start-up rather than on the first request."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"RAPPORT_MODELS: cannot read {path}: {exc}") from None
+    try:
+        return tuple(msgspec.convert(document.get("models", []), list[ModelRoute]))
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"RAPPORT_MODELS: {path}: {exc}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None

@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy declarative base, the tables and the unit of work."""

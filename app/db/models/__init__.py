@@ -1,0 +1,8 @@
+"""One module per table; importing this package registers them all on `Base.metadata`."""
+
+from app.db.models.api_key import ApiKey
+from app.db.models.conversation import Conversation, ConversationItem
+from app.db.models.item import Item
+from app.db.models.response import ResponseRow
+
+__all__ = ["ApiKey", "Conversation", "ConversationItem", "Item", "ResponseRow"]

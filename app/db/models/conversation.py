@@ -1,0 +1,33 @@
+"""`conversations` and `conversation_items`: a conversation's order of items, by reference."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, Json, UtcDateTime
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ConversationItem(Base):
+    __tablename__ = "conversation_items"
+
+    conversation_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    item_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE"), index=True
+    )

@@ -1,0 +1,48 @@
+"""`responses`: one row per stored response; its items live in `items`, never inline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, Json, UtcDateTime
+
+
+class ResponseRow(Base):
+    __tablename__ = "responses"
+    __table_args__ = (
+        sa.Index("ix_responses_project_created", "project_id", "created_at"),
+        sa.Index("ix_responses_previous_response_id", "previous_response_id"),
+        sa.Index(
+            "ix_responses_status_active",
+            "status",
+            postgresql_where=sa.text("status IN ('queued', 'in_progress')"),
+            sqlite_where=sa.text("status IN ('queued', 'in_progress')"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    model: Mapped[str] = mapped_column(sa.String(200))
+    background: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    previous_response_id: Mapped[str | None] = mapped_column(sa.String(64))
+    conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The echoed request parameters (temperature, tools, text, …) exactly as the Response shows
+    # them; one JSON column rather than twenty, since they are only ever read back whole.
+    params: Mapped[dict[str, Any]] = mapped_column(Json)
+    instructions: Mapped[str | None] = mapped_column(sa.Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    incomplete_details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Deleting hides a response from every route but keeps its items, because later responses
+    # in its chain and conversations still reference them.
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

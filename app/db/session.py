@@ -1,0 +1,70 @@
+"""The unit of work: the one way a transaction is opened and closed in Rapport.
+
+Only the edge commits: services open a unit of work, repositories run statements inside it.
+Transactions stay short; none spans an upstream call or a stream body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.wire.codec import encoder
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An engine tuned per backend: a real pool for Postgres, one writer for SQLite."""
+    json_options = {
+        "json_serializer": lambda value: encoder.encode(value).decode(),
+        "json_deserializer": _decode_json,
+    }
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(
+            database_url,
+            connect_args={"timeout": 30},
+            **json_options,  # type: ignore[arg-type]
+        )
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(
+        database_url,
+        pool_size=20,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        **json_options,  # type: ignore[arg-type]
+    )
+
+
+def _decode_json(text: str | bytes) -> object:
+    return msgspec.json.decode(text)
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the one writer; foreign keys are off by default in SQLite."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on any exception, always return the connection."""
+    async with sessions() as session, session.begin():
+        yield session

@@ -1,0 +1,101 @@
+"""HTTP plumbing shared by the routes: request ids, error rendering and query-list parsing.
+
+Every answer carries `x-request-id` (the SDK surfaces it as `request_id`), and every error, ours
+or Litestar's, leaves in OpenAI's shape. Unexpected exceptions are logged by class and request
+id only: no stack trace or message (which could hold a secret) reaches a client or a log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import ids
+from app.errors import ApiError, ErrorBody, ErrorEnvelope, invalid_value
+from app.wire import codec
+from app.wire.common import INCLUDE_VALUES
+
+log = logging.getLogger("rapport.http")
+REQUEST_ID_KEY = "rapport_request_id"
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request_id = ids.new_id(ids.REQUEST)
+        scope[REQUEST_ID_KEY] = request_id  # type: ignore[literal-required]
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def error_response(status: int, envelope: ErrorEnvelope, headers: dict[str, str]) -> Response[Any]:
+    return Response(
+        content=codec.encoder.encode(envelope),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def handle_api_error(_request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    return error_response(exc.status_code, exc.envelope(), exc.headers)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Litestar's own refusals (unknown route, wrong method, bad query) in OpenAI's shape."""
+    if isinstance(exc, NotFoundException) or exc.status_code == 405:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return error_response(
+        exc.status_code,
+        ErrorEnvelope(ErrorBody(message, kind, None, None)),
+        dict(exc.headers or {}),
+    )
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    request_id = request.scope.get(REQUEST_ID_KEY, "unknown")  # type: ignore[call-overload]
+    log.error(
+        "unhandled exception",
+        extra={
+            "request_id": request_id,
+            "error_kind": type(exc).__name__,
+            "path": request.url.path,
+        },
+    )
+    message = (
+        "The server had an error while processing your request. Sorry about that! You can retry "
+        f"your request. (Please include the request ID {request_id} in your message.)"
+    )
+    return error_response(500, ErrorEnvelope(ErrorBody(message, "server_error", None, None)), {})
+
+
+def query_list(request: Request[Any, Any, Any], name: str) -> list[str]:
+    """A list in the query as the SDK sends it (`include[]=a&include[]=b`) or repeated keys."""
+    params = request.query_params
+    return [*params.getall(f"{name}[]", []), *params.getall(name, [])]
+
+
+def include_param(request: Request[Any, Any, Any]) -> list[str]:
+    """`include` from the query, each value checked against OpenAI's enum."""
+    values = query_list(request, "include")
+    for index, value in enumerate(values):
+        if value not in INCLUDE_VALUES:
+            raise invalid_value(f"include[{index}]", value, sorted(INCLUDE_VALUES))
+    return values

@@ -1,0 +1,42 @@
+"""Prefixed, time-sortable object ids: the one place ids are made.
+
+An id is `<prefix>_` + 12 hex digits of milliseconds since the epoch + 36 hex digits of
+randomness. Sorting ids as strings sorts them by creation time, which keeps primary-key indexes
+append-mostly and lets pagination fall back on the id itself.
+"""
+
+import os
+import secrets
+import time
+
+RESPONSE = "resp"
+MESSAGE = "msg"
+FUNCTION_CALL = "fc"
+FUNCTION_CALL_OUTPUT = "fco"
+CUSTOM_TOOL_CALL = "ctc"
+CUSTOM_TOOL_CALL_OUTPUT = "ctco"
+REASONING = "rs"
+COMPACTION = "cmp"
+ITEM_REFERENCE = "iref"
+CONVERSATION = "conv"
+API_KEY = "key"
+PROJECT = "proj"
+REQUEST = "req"
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def new_id(prefix: str) -> str:
+    """A new id with `prefix`; unique without coordination (144 random bits per millisecond)."""
+    millis = time.time_ns() // 1_000_000
+    return f"{prefix}_{millis:012x}{os.urandom(18).hex()}"
+
+
+def new_secret(prefix: str = "sk-gateway-") -> str:
+    """A bearer secret: 256 random bits, URL-safe, so it survives headers and shells unquoted."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def is_well_formed(value: str) -> bool:
+    """True when `value` could be an id of ours (letters, digits, `_`, `-`), as OpenAI checks."""
+    return 0 < len(value) <= 128 and all(char in _ID_CHARS for char in value)

@@ -1,0 +1,1 @@
+"""Upstream model providers: the protocol, the routing table and the adapters."""

@@ -1,0 +1,149 @@
+"""What a provider is, what it is asked and answers, and the errors it may raise.
+
+A provider's faults never escape as httpx exceptions: each adapter maps them at its boundary to
+this tree, and each class knows the `error` stored on the failed response and the HTTP answer
+the client gets (always with `x-should-retry: false`, because the failed response is already
+stored and a blind SDK retry would create a second one).
+
+    ProviderError                      stored code          HTTP
+    ├── UpstreamTimeout                server_error         504 server_error
+    ├── UpstreamUnavailable            server_error         502 server_error
+    ├── UpstreamProtocolError          server_error         502 server_error
+    └── UpstreamStatusError
+        ├── UpstreamRateLimited        rate_limit_exceeded  429 rate_limit_exceeded
+        ├── UpstreamRejected           invalid_prompt       400 / 404 invalid_request_error
+        ├── UpstreamAuthFailed         server_error         502 server_error
+        └── UpstreamServerError        server_error         502 server_error
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Protocol
+
+import msgspec
+
+from app.config import ModelRoute
+from app.errors import ApiError, InvalidRequest, NotFound, RateLimited, ServerFault
+from app.wire.responses import CreateResponseRequest, ResponseUsage
+from app.wire.tools import FunctionTool
+
+NO_RETRY = {"x-should-retry": "false"}
+
+
+class GenerationRequest(msgspec.Struct, frozen=True):
+    """One generation: the rebuilt context in order, plus the request's parameters."""
+
+    model: str
+    instructions: str | None
+    context: list[dict[str, Any]]
+    params: CreateResponseRequest
+    tools: tuple[FunctionTool, ...] = ()
+
+
+class GenerationResult(msgspec.Struct):
+    output: list[dict[str, Any]]
+    usage: ResponseUsage
+    status: Literal["completed", "incomplete"]
+    incomplete_reason: Literal["max_output_tokens", "content_filter"] | None = None
+    service_tier: str | None = None
+
+
+class Provider(Protocol):
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Run one generation to its end; raise a ProviderError on any upstream fault."""
+        ...
+
+
+class ProviderError(Exception):
+    stored_code: ClassVar[str] = "server_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def api_error(self, response_id: str | None) -> ApiError:
+        return ServerFault(
+            _with_id(f"The upstream model provider failed: {self.message}", response_id),
+            status_code=502,
+            headers=NO_RETRY,
+        )
+
+
+class UpstreamTimeout(ProviderError):
+    def api_error(self, response_id: str | None) -> ApiError:
+        return ServerFault(
+            _with_id(f"The upstream model provider timed out: {self.message}", response_id),
+            status_code=504,
+            headers=NO_RETRY,
+        )
+
+
+class UpstreamUnavailable(ProviderError):
+    pass
+
+
+class UpstreamProtocolError(ProviderError):
+    pass
+
+
+class UpstreamStatusError(ProviderError):
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class UpstreamRateLimited(UpstreamStatusError):
+    stored_code = "rate_limit_exceeded"
+
+    def api_error(self, response_id: str | None) -> ApiError:
+        return RateLimited(
+            _with_id(f"The upstream model provider is rate limited: {self.message}", response_id),
+            code="rate_limit_exceeded",
+            headers=NO_RETRY,
+        )
+
+
+class UpstreamRejected(UpstreamStatusError):
+    """The upstream refused the request itself (4xx): a problem with what was asked."""
+
+    stored_code = "invalid_prompt"
+
+    def api_error(self, response_id: str | None) -> ApiError:
+        message = _with_id(
+            f"The upstream model provider rejected the request: {self.message}", response_id
+        )
+        if self.status_code == 404:
+            return NotFound(message, param="model", code="model_not_found", headers=NO_RETRY)
+        return InvalidRequest(message, headers=NO_RETRY)
+
+
+class UpstreamAuthFailed(UpstreamStatusError):
+    """401/403 from the upstream: Rapport's own upstream key is wrong, not the caller's."""
+
+
+class UpstreamServerError(UpstreamStatusError):
+    pass
+
+
+def _with_id(message: str, response_id: str | None) -> str:
+    if response_id is None:
+        return message
+    separator = " " if message.endswith((".", "!", "?")) else ". "
+    return f"{message}{separator}The response {response_id} was stored with status 'failed'."
+
+
+__all__ = [
+    "GenerationRequest",
+    "GenerationResult",
+    "ModelRoute",
+    "Provider",
+    "ProviderError",
+    "UpstreamAuthFailed",
+    "UpstreamProtocolError",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamServerError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]

@@ -1,0 +1,96 @@
+"""The `openai-chat` provider: any OpenAI-compatible `/chat/completions` server over httpx.
+
+One pooled AsyncClient serves every route; each call sets its own timeout from the route.
+Connection failures are retried by the transport (nothing reached the upstream, so a retry
+cannot double-charge or double-generate); nothing else is retried here.
+"""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+
+from app.config import ModelRoute
+from app.providers import translate
+from app.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    UpstreamAuthFailed,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamServerError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from app.wire.codec import encoder
+
+_MAX_UPSTREAM_MESSAGE = 500
+
+
+class ChatCompletionsProvider:
+    def __init__(self, route: ModelRoute, api_key: str | None, client: httpx.AsyncClient) -> None:
+        self._route = route
+        self._client = client
+        self._url = route.base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        body = translate.to_chat_body(request, self._route)
+        try:
+            answer = await self._client.post(
+                self._url,
+                content=encoder.encode(body),
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                f"no answer within {self._route.timeout_seconds:g} seconds"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})") from None
+        if answer.status_code >= 400:
+            raise self._status_error(answer)
+        try:
+            payload = msgspec.json.decode(answer.content)
+        except msgspec.DecodeError:
+            raise UpstreamProtocolError(
+                "the upstream answered with a body that is not JSON"
+            ) from None
+        return translate.from_chat_completion(payload)
+
+    def _status_error(self, answer: httpx.Response) -> UpstreamStatusError:
+        status = answer.status_code
+        message = f"HTTP {status}: {self._redact(_upstream_message(answer))}"
+        if status == 429:
+            return UpstreamRateLimited(message, status)
+        if status in (401, 403):
+            return UpstreamAuthFailed(f"HTTP {status}: the upstream refused Rapport's key", status)
+        if status < 500:
+            return UpstreamRejected(message, status)
+        return UpstreamServerError(message, status)
+
+    def _redact(self, text: str) -> str:
+        """Upstreams sometimes quote the key they were sent; it must never travel further."""
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        return text[:_MAX_UPSTREAM_MESSAGE]
+
+
+def _upstream_message(answer: httpx.Response) -> str:
+    try:
+        payload = msgspec.json.decode(answer.content)
+    except msgspec.DecodeError:
+        return answer.reason_phrase or "no error message"
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return answer.reason_phrase or "no error message"

@@ -1,0 +1,44 @@
+"""Model name → route → provider: first match in the models file wins, then the catch-all."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+
+import httpx
+
+from app.config import ModelRoute, Settings
+from app.providers.base import Provider
+from app.providers.chat_completions import ChatCompletionsProvider
+
+
+class ProviderRegistry:
+    """Built once per process; holds one provider per route, all sharing one httpx client."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        catch_all = ModelRoute(
+            name="*",
+            base_url=settings.upstream_base_url,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+        self._routes: list[tuple[ModelRoute, Provider]] = []
+        for route in settings.routes:
+            api_key = env.get(route.api_key_env) if route.api_key_env else None
+            self._routes.append((route, ChatCompletionsProvider(route, api_key, client)))
+        self._fallback: tuple[ModelRoute, Provider] = (
+            catch_all,
+            ChatCompletionsProvider(catch_all, settings.upstream_api_key, client),
+        )
+
+    def resolve(self, model: str) -> tuple[ModelRoute, Provider]:
+        for route, provider in self._routes:
+            if route.name == model or fnmatch.fnmatchcase(model, route.name):
+                return route, provider
+        return self._fallback

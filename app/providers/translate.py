@@ -1,0 +1,249 @@
+"""Pure translation between Responses and chat-completions shapes; no I/O, easy to test.
+
+Requests: instructions become the leading system message; stored items become chat messages
+(`function_call` items join the assistant message they follow as `tool_calls`, outputs become
+`tool` messages); reasoning items are left out because chat-completions has no slot for them.
+Answers: one chat choice becomes output items in OpenAI's order: reasoning, message, calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import ids
+from app.config import ModelRoute
+from app.providers.base import GenerationRequest, GenerationResult, UpstreamProtocolError
+from app.wire.responses import InputTokensDetails, OutputTokensDetails, ResponseUsage
+from app.wire.tools import FormatJsonObject, FormatJsonSchema, ToolChoiceAllowed, ToolChoiceFunction
+
+_CHAT_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+
+
+def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any]:
+    """The `/chat/completions` body for one generation."""
+    params = request.params
+    body: dict[str, Any] = {
+        "model": route.upstream_model or request.model,
+        "messages": to_chat_messages(request.instructions, request.context),
+    }
+    optional = {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k,
+        "user": params.user,
+        "safety_identifier": params.safety_identifier,
+        "prompt_cache_key": params.prompt_cache_key,
+        "service_tier": params.service_tier,
+        route.max_tokens_param: params.max_output_tokens,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    if params.reasoning is not None and params.reasoning.effort is not None:
+        body["reasoning_effort"] = params.reasoning.effort
+    _add_tools(body, request)
+    _add_response_format(body, request)
+    return body
+
+
+def to_chat_messages(
+    instructions: str | None, context: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for item in context:
+        kind = item["type"]
+        if kind == "message":
+            messages.append(_chat_message(item))
+        elif kind == "function_call":
+            _attach_tool_call(messages, item)
+        elif kind == "function_call_output":
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": item["call_id"],
+                    "content": _text_of(item["output"]),
+                }
+            )
+    return messages
+
+
+def _chat_message(item: dict[str, Any]) -> dict[str, Any]:
+    role = _CHAT_ROLES[item["role"]]
+    parts = item["content"]
+    if isinstance(parts, str):
+        return {"role": role, "content": parts}
+    if role == "assistant" or all(part["type"] in ("input_text", "output_text") for part in parts):
+        return {"role": role, "content": _text_of(parts)}
+    return {"role": role, "content": [_chat_part(part) for part in parts]}
+
+
+def _chat_part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = part["type"]
+    if kind == "input_image":
+        image: dict[str, Any] = {"url": part.get("image_url") or part.get("file_id")}
+        if part.get("detail") in ("low", "high", "auto"):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    if kind == "input_file":
+        file = {key: part[key] for key in ("file_id", "filename", "file_data") if part.get(key)}
+        return {"type": "file", "file": file}
+    return {"type": "text", "text": part.get("text", "")}
+
+
+def _text_of(content: str | list[dict[str, Any]]) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text") or part.get("refusal") or "" for part in content)
+
+
+def _attach_tool_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """Consecutive calls (and the assistant text just before them) form one assistant turn."""
+    call = {
+        "id": item["call_id"],
+        "type": "function",
+        "function": {"name": item["name"], "arguments": item["arguments"]},
+    }
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant":
+        last.setdefault("tool_calls", []).append(call)
+        if not last.get("content"):
+            last["content"] = None
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def _add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
+    params = request.params
+    tools = request.tools
+    if tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    key: value
+                    for key, value in (
+                        ("name", tool.name),
+                        ("description", tool.description),
+                        ("parameters", tool.parameters),
+                        ("strict", tool.strict),
+                    )
+                    if value is not None
+                },
+            }
+            for tool in tools
+        ]
+        if params.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = params.parallel_tool_calls
+    choice = params.tool_choice
+    if isinstance(choice, str):
+        body["tool_choice"] = choice
+    elif isinstance(choice, ToolChoiceFunction):
+        body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    elif isinstance(choice, ToolChoiceAllowed):
+        allowed = [
+            {"type": "function", "function": {"name": tool.get("name")}} for tool in choice.tools
+        ]
+        body["tool_choice"] = {
+            "type": "allowed_tools",
+            "allowed_tools": {"mode": choice.mode, "tools": allowed},
+        }
+
+
+def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> None:
+    text = request.params.text
+    if text is None:
+        return
+    if isinstance(text.format, FormatJsonSchema):
+        schema: dict[str, Any] = {"name": text.format.name, "schema": text.format.schema}
+        if text.format.description is not None:
+            schema["description"] = text.format.description
+        if text.format.strict is not None:
+            schema["strict"] = text.format.strict
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    elif isinstance(text.format, FormatJsonObject):
+        body["response_format"] = {"type": "json_object"}
+
+
+def from_chat_completion(payload: Any) -> GenerationResult:
+    """Output items, usage and status from a chat completion; a bad shape is a protocol error."""
+    try:
+        choice = payload["choices"][0]
+        message = choice["message"]
+        finish_reason = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError):
+        raise UpstreamProtocolError("the chat completion had no choices[0].message") from None
+    incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(
+        finish_reason or ""
+    )
+    item_status = "incomplete" if incomplete_reason else "completed"
+    output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        output.append(reasoning_item(reasoning))
+    if message.get("content") or message.get("refusal"):
+        output.append(message_item(message.get("content"), message.get("refusal"), item_status))
+    for call in message.get("tool_calls") or []:
+        output.append(function_call_item(call, item_status))
+    return GenerationResult(
+        output=output,
+        usage=usage_from(payload.get("usage")),
+        status="incomplete" if incomplete_reason else "completed",
+        incomplete_reason=incomplete_reason,  # type: ignore[arg-type]
+        service_tier=payload.get("service_tier"),
+    )
+
+
+def reasoning_item(text: str) -> dict[str, Any]:
+    return {
+        "id": ids.new_id(ids.REASONING),
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+    }
+
+
+def message_item(content: str | None, refusal: str | None, status: str) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if content:
+        parts.append({"type": "output_text", "annotations": [], "logprobs": [], "text": content})
+    if refusal:
+        parts.append({"type": "refusal", "refusal": refusal})
+    return {
+        "id": ids.new_id(ids.MESSAGE),
+        "type": "message",
+        "status": status,
+        "content": parts,
+        "role": "assistant",
+    }
+
+
+def function_call_item(call: dict[str, Any], status: str) -> dict[str, Any]:
+    function = call.get("function") or {}
+    return {
+        "id": ids.new_id(ids.FUNCTION_CALL),
+        "type": "function_call",
+        "status": status,
+        "arguments": function.get("arguments") or "",
+        "call_id": call.get("id") or ids.new_id("call"),
+        "name": function.get("name") or "",
+    }
+
+
+def usage_from(raw: Any) -> ResponseUsage:
+    """chat-completions usage → Responses usage; absent counts are 0 (some servers omit them)."""
+    raw = raw if isinstance(raw, dict) else {}
+    prompt = int(raw.get("prompt_tokens") or 0)
+    completion = int(raw.get("completion_tokens") or 0)
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return ResponseUsage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=prompt + completion,
+        input_tokens_details=InputTokensDetails(
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0)
+        ),
+        output_tokens_details=OutputTokensDetails(
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)
+        ),
+    )

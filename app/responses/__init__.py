@@ -1,0 +1,1 @@
+"""The Responses API: routes, service, storage, context building and the upstream run."""

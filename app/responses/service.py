@@ -1,0 +1,157 @@
+"""Create, retrieve, delete and list: the Responses use cases, free of HTTP and SQL.
+
+A create is two short units of work around the upstream call, and no connection is held while
+the model runs: #1 checks, reads the history and stores the response `in_progress` with its
+input; #2 stores the terminal state and the output. With `store: false` neither writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import ids
+from app.auth import Caller
+from app.db.base import utcnow
+from app.db.models import ResponseRow
+from app.db.session import unit_of_work
+from app.errors import NotFound, ServerFault, response_not_found
+from app.pagination import PageRequest, object_list
+from app.providers.base import GenerationRequest
+from app.responses import context, convert, repository, runner
+from app.responses.validation import prepare
+from app.runtime import Runtime
+from app.wire.common import DeletedObject, ObjectList
+from app.wire.items import stored_body
+from app.wire.responses import CreateResponseRequest, Response
+
+
+class ResponseService:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._sessions = runtime.sessions
+
+    async def create(self, caller: Caller, request: CreateResponseRequest) -> Response:
+        prepared = prepare(request)
+        _route, provider = self._runtime.providers.resolve(prepared.model)
+        store = request.store is not False
+        now = utcnow()
+        input_bodies = [stored_body(item) for item in prepared.input_items]
+        row = ResponseRow(
+            id=ids.new_id(ids.RESPONSE),
+            project_id=caller.project_id,
+            status="in_progress",
+            model=prepared.model,
+            background=False,
+            previous_response_id=request.previous_response_id,
+            conversation_id=None,
+            params=convert.echoed_params(request, prepared.tools),
+            instructions=request.instructions,
+            metadata_=dict(request.metadata or {}),
+            created_at=now,
+            attempts=1,
+        )
+        async with unit_of_work(self._sessions) as session:
+            history = await context.history(
+                session, caller.project_id, request.previous_response_id
+            )
+            context.check_tool_pairing(history + input_bodies)
+            if store:
+                await repository.insert_response(session, _row_values(row))
+                await repository.insert_items(
+                    session,
+                    project_id=caller.project_id,
+                    response_id=row.id,
+                    side=repository.INPUT,
+                    bodies=input_bodies,
+                    created_at=now,
+                )
+
+        generation = GenerationRequest(
+            model=prepared.model,
+            instructions=request.instructions,
+            context=history + input_bodies,
+            params=request,
+            tools=prepared.tools,
+        )
+        outcome = await runner.run(provider, generation, row.id)
+        final = _apply(row, outcome.values)
+        if store:
+            async with unit_of_work(self._sessions) as session:
+                await repository.finish_response(session, caller.project_id, row.id, final)
+                await repository.insert_items(
+                    session,
+                    project_id=caller.project_id,
+                    response_id=row.id,
+                    side=repository.OUTPUT,
+                    bodies=outcome.output,
+                    created_at=utcnow(),
+                )
+        if outcome.status == "failed":
+            if outcome.failure is not None:
+                raise outcome.failure.api_error(row.id if store else None)
+            raise ServerFault(
+                f"The server had an error while processing your request (response {row.id}).",
+                headers={"x-should-retry": "false"},
+            )
+        return convert.to_wire(row, outcome.output)
+
+    async def retrieve(self, caller: Caller, response_id: str) -> Response:
+        async with unit_of_work(self._sessions) as session:
+            row = await repository.get_response(session, caller.project_id, response_id)
+            if row is None:
+                raise response_not_found(response_id)
+            output = await repository.get_output_bodies(session, response_id)
+        return convert.to_wire(row, output)
+
+    async def delete(self, caller: Caller, response_id: str) -> DeletedObject:
+        async with unit_of_work(self._sessions) as session:
+            deleted = await repository.soft_delete(
+                session, caller.project_id, response_id, utcnow()
+            )
+        if not deleted:
+            raise response_not_found(response_id)
+        return DeletedObject(id=response_id, object="response")
+
+    async def list_input_items(
+        self, caller: Caller, response_id: str, page: PageRequest
+    ) -> ObjectList:
+        async with unit_of_work(self._sessions) as session:
+            if await repository.get_response(session, caller.project_id, response_id) is None:
+                raise response_not_found(response_id)
+            rows = await repository.page_input_items(session, response_id, page)
+        if rows is None:
+            cursor = page.after if page.after is not None else page.before
+            raise response_item_not_found(cursor or "")
+        return object_list(rows, page.limit)
+
+
+def response_item_not_found(item_id: str) -> NotFound:
+    return NotFound(f"Item with id '{item_id}' not found.", param="after")
+
+
+def _apply(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
+    """Set the terminal values on the in-memory row (it is what the client gets back)."""
+    final = dict(values)
+    params = row.params
+    if params["service_tier"] == "auto":
+        final["params"] = {**params, "service_tier": "default"}
+    for key, value in final.items():
+        setattr(row, key, value)
+    return final
+
+
+def _row_values(row: ResponseRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "status": row.status,
+        "model": row.model,
+        "background": row.background,
+        "previous_response_id": row.previous_response_id,
+        "conversation_id": row.conversation_id,
+        "params": row.params,
+        "instructions": row.instructions,
+        "metadata_": row.metadata_,
+        "created_at": row.created_at,
+        "attempts": row.attempts,
+    }

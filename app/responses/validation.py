@@ -1,0 +1,176 @@
+"""Cross-field checks of a create request, and the two fields decoded item by item.
+
+Everything a later feature implements (streaming, background, conversations, …) is refused here
+with a 400 that names the parameter, so no request is ever half-honoured in silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app import ids
+from app.errors import InvalidRequest, invalid_value, not_supported
+from app.wire import codec
+from app.wire.items import (
+    KNOWN_UNSUPPORTED_INPUT_TYPES,
+    SUPPORTED_INPUT_TYPES,
+    InputItem,
+    Message,
+)
+from app.wire.responses import CreateResponseRequest
+from app.wire.tools import HOSTED_TOOL_TYPES, FunctionTool, ToolChoiceAllowed, ToolChoiceFunction
+
+_UNSUPPORTED_INCLUDES = {
+    "message.output_text.logprobs": "Returning logprobs",
+    "reasoning.encrypted_content": "Returning encrypted reasoning content",
+}
+
+
+class PreparedRequest(msgspec.Struct, frozen=True):
+    model: str
+    input_items: list[InputItem]
+    tools: tuple[FunctionTool, ...]
+    request: CreateResponseRequest
+
+
+def prepare(request: CreateResponseRequest) -> PreparedRequest:
+    """Validate what a msgspec type cannot say alone; raise the 400 OpenAI would send."""
+    if request.model is msgspec.UNSET or not request.model:
+        raise InvalidRequest(
+            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+        )
+    _check_exclusive(request)
+    _check_not_yet_supported(request)
+    if request.previous_response_id is not None and not ids.is_well_formed(
+        request.previous_response_id
+    ):
+        raise InvalidRequest(
+            f"Invalid 'previous_response_id': '{request.previous_response_id}'. Expected an ID "
+            "that contains letters, numbers, underscores, or dashes, but this value contained "
+            "additional characters.",
+            param="previous_response_id",
+            code="invalid_value",
+        )
+    if request.input is None and request.previous_response_id is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
+    tools = parse_tools(request.tools or [])
+    _check_tool_choice(request, tools)
+    return PreparedRequest(
+        model=request.model,
+        input_items=parse_input(request.input),
+        tools=tools,
+        request=request,
+    )
+
+
+def parse_input(raw: str | list[dict[str, Any]] | None) -> list[InputItem]:
+    """A string is one user message; a list is decoded item by item, easy messages tagged."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [Message(role="user", content=raw)]
+    items: list[InputItem] = []
+    for index, value in enumerate(raw):
+        at = f"input[{index}]"
+        kind = value.get("type")
+        if kind is None and "role" in value:
+            value = {**value, "type": "message"}
+        elif kind in KNOWN_UNSUPPORTED_INPUT_TYPES:
+            raise not_supported(f"{at}.type", f"Input items of type '{kind}'")
+        elif kind not in SUPPORTED_INPUT_TYPES:
+            raise invalid_value(f"{at}.type", kind, SUPPORTED_INPUT_TYPES)
+        items.append(codec.convert(value, InputItem, at=at))  # type: ignore[arg-type]
+    return items
+
+
+def parse_tools(raw: list[dict[str, Any]]) -> tuple[FunctionTool, ...]:
+    tools: list[FunctionTool] = []
+    for index, value in enumerate(raw):
+        at = f"tools[{index}]"
+        kind = value.get("type")
+        if kind in HOSTED_TOOL_TYPES:
+            raise not_supported(f"{at}.type", f"The '{kind}' tool")
+        if kind != "function":
+            raise invalid_value(f"{at}.type", kind, ["function"])
+        tools.append(codec.convert(value, FunctionTool, at=at))
+    names = [tool.name for tool in tools]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise InvalidRequest(
+                f"Duplicate tool name: '{name}'.",
+                param=f"tools[{index}].name",
+                code="invalid_value",
+            )
+    return tuple(tools)
+
+
+def _check_exclusive(request: CreateResponseRequest) -> None:
+    if request.conversation is not None and request.previous_response_id is not None:
+        raise InvalidRequest(
+            "Mutually exclusive parameters: Ensure you are only providing one of: "
+            "'previous_response_id' or 'conversation'.",
+            param=None,
+            code="mutually_exclusive_parameters",
+        )
+    if request.background and request.store is False:
+        raise InvalidRequest(
+            "Background responses must be stored: 'background' requires 'store' to be true.",
+            param="background",
+            code="invalid_value",
+        )
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "'stream_options' is only allowed when 'stream' is true.",
+            param="stream_options",
+            code="invalid_value",
+        )
+
+
+def _check_not_yet_supported(request: CreateResponseRequest) -> None:
+    pending: list[tuple[str, bool, str]] = [
+        ("stream", bool(request.stream), "Streaming ('stream': true)"),
+        ("background", bool(request.background), "Background mode ('background': true)"),
+        ("conversation", request.conversation is not None, "The 'conversation' parameter"),
+        ("truncation", request.truncation == "auto", "Automatic truncation ('truncation': 'auto')"),
+        ("context_management", bool(request.context_management), "Server-side compaction"),
+        ("prompt", request.prompt is not None, "Prompt templates ('prompt')"),
+        ("top_logprobs", bool(request.top_logprobs), "Log probabilities ('top_logprobs')"),
+        ("moderation", request.moderation is not None, "Moderation"),
+        ("background_options", request.background_options is not None, "'background_options'"),
+        (
+            "prompt_cache_options",
+            request.prompt_cache_options is not None,
+            "'prompt_cache_options'",
+        ),
+        ("access_programs", request.access_programs is not None, "'access_programs'"),
+        ("image", request.image is not None, "The 'image' options"),
+    ]
+    for param, present, what in pending:
+        if present:
+            raise not_supported(param, what)
+    for index, value in enumerate(request.include or []):
+        if value in _UNSUPPORTED_INCLUDES:
+            raise not_supported(f"include[{index}]", _UNSUPPORTED_INCLUDES[value])
+
+
+def _check_tool_choice(request: CreateResponseRequest, tools: tuple[FunctionTool, ...]) -> None:
+    names = {tool.name for tool in tools}
+    choice = request.tool_choice
+    if isinstance(choice, ToolChoiceFunction) and choice.name not in names:
+        raise InvalidRequest(
+            f"Tool choice 'function' not found in 'tools' parameter: '{choice.name}'.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    if isinstance(choice, ToolChoiceAllowed):
+        for index, tool in enumerate(choice.tools):
+            if tool.get("type") != "function" or tool.get("name") not in names:
+                raise InvalidRequest(
+                    "Every allowed tool must be a function tool listed in 'tools'.",
+                    param=f"tool_choice.tools[{index}]",
+                    code="invalid_value",
+                )

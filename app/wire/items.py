@@ -1,0 +1,155 @@
+"""Input items as clients send them, and the stored form every item takes once it has an id.
+
+`input` arrives as a list of JSON objects and is converted one item at a time, because OpenAI's
+"easy" message may omit its `type` tag (msgspec's tagged unions need the tag) and because a
+failure must name the item (`input[3].content[0].text`) in OpenAI's `param`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from app import ids
+from app.wire.content import (
+    MAX_TEXT,
+    InputContent,
+    MessageContent,
+    OutputText,
+    ReasoningText,
+    Refusal,
+    SummaryText,
+)
+
+CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
+
+
+class Message(msgspec.Struct, tag="message", tag_field="type"):
+    role: Literal["user", "assistant", "system", "developer"]
+    content: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | list[MessageContent]
+    id: str | None = None
+    status: ItemStatus | None = None
+    phase: Literal["commentary", "final_answer"] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.content, str):
+            return
+        assistant = self.role == "assistant"
+        for part in self.content:
+            if isinstance(part, OutputText | Refusal) != assistant:
+                kind = (
+                    "output_text or refusal"
+                    if assistant
+                    else "input_text, input_image or input_file"
+                )
+                raise ValueError(f"a {self.role} message takes {kind} content parts")
+
+
+class FunctionCall(msgspec.Struct, tag="function_call", tag_field="type"):
+    call_id: CallId
+    name: ToolName
+    arguments: str
+    id: str | None = None
+    status: ItemStatus | None = None
+    namespace: str | None = None
+
+
+class FunctionCallOutput(msgspec.Struct, tag="function_call_output", tag_field="type"):
+    call_id: CallId
+    output: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | list[InputContent]
+    id: str | None = None
+    status: ItemStatus | None = None
+
+
+class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
+    summary: list[SummaryText] = msgspec.field(default_factory=list)
+    content: list[ReasoningText] | None = None
+    encrypted_content: str | None = None
+    id: str | None = None
+    status: ItemStatus | None = None
+
+
+InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning
+
+SUPPORTED_INPUT_TYPES = ["message", "function_call", "function_call_output", "reasoning"]
+# Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
+KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
+    {
+        "item_reference",
+        "compaction",
+        "compaction_trigger",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "file_search_call",
+        "web_search_call",
+        "computer_call",
+        "computer_call_output",
+        "image_generation_call",
+        "code_interpreter_call",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "mcp_call",
+        "tool_search_call",
+        "tool_search_output",
+        "additional_tools",
+        "program",
+        "program_output",
+    }
+)
+
+_ID_PREFIX = {
+    "message": ids.MESSAGE,
+    "function_call": ids.FUNCTION_CALL,
+    "function_call_output": ids.FUNCTION_CALL_OUTPUT,
+    "reasoning": ids.REASONING,
+}
+
+
+def item_type(item: InputItem) -> str:
+    return type(item).__struct_config__.tag  # type: ignore[return-value]
+
+
+def stored_body(item: InputItem) -> dict[str, Any]:
+    """The item as Rapport stores and lists it: a fresh id, parts for string content, a status.
+
+    The id a client sent (say, a replayed `msg_…`) is not kept: an item is stored once, under
+    an id of ours, so replaying an earlier output creates a new input item rather than a clash.
+    """
+    kind = item_type(item)
+    body: dict[str, Any] = {"id": ids.new_id(_ID_PREFIX[kind]), "type": kind}
+    if isinstance(item, Message):
+        body["role"] = item.role
+        if isinstance(item.content, str):
+            part = "output_text" if item.role == "assistant" else "input_text"
+            extra = {"annotations": [], "logprobs": []} if item.role == "assistant" else {}
+            body["content"] = [{"type": part, "text": item.content, **extra}]
+        else:
+            body["content"] = msgspec.to_builtins(item.content)
+        body["status"] = item.status or "completed"
+        if item.phase is not None:
+            body["phase"] = item.phase
+    elif isinstance(item, FunctionCall):
+        body.update(status=item.status or "completed", arguments=item.arguments)
+        body.update(call_id=item.call_id, name=item.name)
+        if item.namespace is not None:
+            body["namespace"] = item.namespace
+    elif isinstance(item, FunctionCallOutput):
+        body.update(call_id=item.call_id, output=msgspec.to_builtins(item.output))
+        body["status"] = item.status or "completed"
+    else:
+        body["summary"] = msgspec.to_builtins(item.summary)
+        if item.content is not None:
+            body["content"] = msgspec.to_builtins(item.content)
+        if item.encrypted_content is not None:
+            body["encrypted_content"] = item.encrypted_content
+    return body

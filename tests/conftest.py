@@ -1,0 +1,126 @@
+"""Session fixtures: Postgres database, test upstream, Rapport servers; per-test projects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import create_key
+from app.cli import migrate
+from app.config import Settings
+from app.db.session import create_engine, create_sessionmaker
+from tests.harness import RapportServer, postgres_database
+from tests.upstream import TestUpstream
+
+UPSTREAM_KEY = "sk-upstream-secret-never-shown-0123456789"
+
+
+class Project(msgspec.Struct):
+    project_id: str
+    key_id: str
+    secret: str
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[TestUpstream]:
+    server = TestUpstream()
+    server.start()
+    yield server
+    server.stop()
+
+
+def server_settings(database_url: str, upstream: TestUpstream, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "upstream_base_url": upstream.base_url,
+        "upstream_api_key": UPSTREAM_KEY,
+        "upstream_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def rapport(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]:
+    server = RapportServer(server_settings(database_url, upstream)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "rapport.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrate(url, "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def rapport_sqlite(sqlite_url: str, upstream: TestUpstream) -> Iterator[RapportServer]:
+    server = RapportServer(server_settings(sqlite_url, upstream)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+async def new_project(sessions: async_sessionmaker[AsyncSession]) -> Project:
+    info, secret = await create_key(sessions, "test")
+    return Project(info.project_id, info.id, secret)
+
+
+@pytest.fixture
+async def project(sessions: async_sessionmaker[AsyncSession]) -> Project:
+    """Each test works in a project of its own: isolation without truncating tables."""
+    return await new_project(sessions)
+
+
+@pytest.fixture
+async def other_project(sessions: async_sessionmaker[AsyncSession]) -> Project:
+    return await new_project(sessions)
+
+
+def sdk(server: RapportServer, project: Project) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=server.base_url, api_key=project.secret, max_retries=0)
+
+
+@pytest.fixture
+def client(rapport: RapportServer, project: Project) -> AsyncOpenAI:
+    return sdk(rapport, project)
+
+
+@pytest.fixture
+def other_client(rapport: RapportServer, other_project: Project) -> AsyncOpenAI:
+    return sdk(rapport, other_project)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_upstream_log(request: pytest.FixtureRequest) -> None:
+    if "upstream" in request.fixturenames:
+        request.getfixturevalue("upstream").clear()
+
+
+__all__ = ["UPSTREAM_KEY", "Project", "asyncio"]

@@ -25,7 +25,7 @@ REQUEST_ID_KEY = "rapport_request_id"
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await app(scope, receive, send)
             return
         request_id = ids.new_id(ids.REQUEST)
@@ -70,7 +70,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    request_id = request.scope.get(REQUEST_ID_KEY, "unknown")  # type: ignore[call-overload]
+    request_id = request.scope.get(REQUEST_ID_KEY, "unknown")
     log.error(
         "unhandled exception",
         extra={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import create_key
 from app.cli import migrate
-from app.config import Settings
+from app.config import ModelRoute, Settings
 from app.db.session import create_engine, create_sessionmaker
 from tests.harness import RapportServer, postgres_database
 from tests.upstream import TestUpstream
 
 UPSTREAM_KEY = "sk-upstream-secret-never-shown-0123456789"
+ROUTE_KEY = "sk-route-secret-never-shown-9876543210"
+ROUTE_KEY_ENV = "RAPPORT_TEST_ROUTE_KEY"
 
 
 class Project(msgspec.Struct):
@@ -43,11 +46,24 @@ def upstream() -> Iterator[TestUpstream]:
 
 
 def server_settings(database_url: str, upstream: TestUpstream, **overrides: Any) -> Settings:
+    """Settings as a models file would give them: two named routes, then the catch-all."""
+    os.environ[ROUTE_KEY_ENV] = ROUTE_KEY
     values: dict[str, Any] = {
         "database_url": database_url,
         "upstream_base_url": upstream.base_url,
         "upstream_api_key": UPSTREAM_KEY,
         "upstream_timeout_seconds": 2.0,
+        "routes": (
+            ModelRoute(name="dead-*", base_url="http://127.0.0.1:9/v1", timeout_seconds=2.0),
+            ModelRoute(
+                name="renamed",
+                base_url=upstream.base_url,
+                api_key_env=ROUTE_KEY_ENV,
+                upstream_model="upstream-name",
+                max_tokens_param="max_tokens",
+                timeout_seconds=2.0,
+            ),
+        ),
     }
     values.update(overrides)
     return Settings(**values)
@@ -123,4 +139,4 @@ def _fresh_upstream_log(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("upstream").clear()
 
 
-__all__ = ["UPSTREAM_KEY", "Project", "asyncio"]
+__all__ = ["ROUTE_KEY", "UPSTREAM_KEY", "Project", "asyncio"]

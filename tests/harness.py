@@ -15,9 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import uvicorn
+from sqlalchemy import event
 
 from app.asgi import create_app
 from app.cli import migrate
@@ -81,6 +83,26 @@ def _container_database() -> Iterator[str]:
         yield container.get_connection_url()
 
 
+class StatementCounter:
+    def __init__(self, sync_engine: Any) -> None:
+        self._engine = sync_engine
+        self.statements: list[str] = []
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self._engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._record)
+
+    @property
+    def reads(self) -> list[str]:
+        return [s for s in self.statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+
+
 class RapportServer:
     """Rapport on 127.0.0.1:<free port>, in a thread with its own event loop."""
 
@@ -95,12 +117,17 @@ class RapportServer:
             access_log=False,
             lifespan="on",
         )
+        self.app = config.app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def count_statements(self) -> StatementCounter:
+        """Counts the SQL statements this server runs while the counter is open."""
+        return StatementCounter(self.app.state.runtime.engine.sync_engine)
 
     def start(self) -> RapportServer:
         self._thread.start()

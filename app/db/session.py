@@ -32,7 +32,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         engine = create_async_engine(
             database_url,
             connect_args={"timeout": 30},
-            **json_options,  # type: ignore[arg-type]
+            **json_options,
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
@@ -42,7 +42,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         max_overflow=20,
         pool_pre_ping=True,
         pool_recycle=1800,
-        **json_options,  # type: ignore[arg-type]
+        **json_options,
     )
 
 

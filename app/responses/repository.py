@@ -73,9 +73,9 @@ async def finish_response(
 async def get_response(
     session: AsyncSession, project_id: str, response_id: str
 ) -> ResponseRow | None:
-    return await session.scalar(
-        owned(sa.select(ResponseRow), ResponseRow, project_id).where(ResponseRow.id == response_id)
-    )
+    statement = owned(sa.select(ResponseRow), ResponseRow, project_id)
+    row: ResponseRow | None = await session.scalar(statement.where(ResponseRow.id == response_id))
+    return row
 
 
 async def get_output_bodies(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:

@@ -45,6 +45,11 @@ async def run(provider: Provider, generation: GenerationRequest, response_id: st
     return _settled(result, generation.params.max_tool_calls)
 
 
+def interrupted() -> Outcome:
+    """The outcome of a run cut short by shutdown: failed, with a message saying so."""
+    return _failed("server_error", "The server shut down before the model finished.", None)
+
+
 def _settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:
     output = _cap_tool_calls(result.output, max_tool_calls)
     values: dict[str, Any] = {

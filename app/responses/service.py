@@ -7,6 +7,7 @@ input; #2 stores the terminal state and the output. With `store: false` neither 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from app import ids
@@ -18,7 +19,7 @@ from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest
 from app.responses import context, convert, repository, runner
-from app.responses.validation import prepare
+from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
@@ -34,38 +35,9 @@ class ResponseService:
         prepared = prepare(request)
         _route, provider = self._runtime.providers.resolve(prepared.model)
         store = request.store is not False
-        now = utcnow()
+        row = _new_row(caller, prepared)
         input_bodies = [stored_body(item) for item in prepared.input_items]
-        row = ResponseRow(
-            id=ids.new_id(ids.RESPONSE),
-            project_id=caller.project_id,
-            status="in_progress",
-            model=prepared.model,
-            background=False,
-            previous_response_id=request.previous_response_id,
-            conversation_id=None,
-            params=convert.echoed_params(request, prepared.tools),
-            instructions=request.instructions,
-            metadata_=dict(request.metadata or {}),
-            created_at=now,
-            attempts=1,
-        )
-        async with unit_of_work(self._sessions) as session:
-            history = await context.history(
-                session, caller.project_id, request.previous_response_id
-            )
-            context.check_tool_pairing(history + input_bodies)
-            if store:
-                await repository.insert_response(session, _row_values(row))
-                await repository.insert_items(
-                    session,
-                    project_id=caller.project_id,
-                    response_id=row.id,
-                    side=repository.INPUT,
-                    bodies=input_bodies,
-                    created_at=now,
-                )
-
+        history = await self._start(row, input_bodies, store)
         generation = GenerationRequest(
             model=prepared.model,
             instructions=request.instructions,
@@ -73,19 +45,17 @@ class ResponseService:
             params=request,
             tools=prepared.tools,
         )
-        outcome = await runner.run(provider, generation, row.id)
-        final = _apply(row, outcome.values)
+        try:
+            outcome = await runner.run(provider, generation, row.id)
+        except asyncio.CancelledError:
+            # The server is shutting down mid-generation: settle the row before going away.
+            if store:
+                await asyncio.shield(self._finish(row, runner.interrupted()))
+            raise
         if store:
-            async with unit_of_work(self._sessions) as session:
-                await repository.finish_response(session, caller.project_id, row.id, final)
-                await repository.insert_items(
-                    session,
-                    project_id=caller.project_id,
-                    response_id=row.id,
-                    side=repository.OUTPUT,
-                    bodies=outcome.output,
-                    created_at=utcnow(),
-                )
+            await self._finish(row, outcome)
+        else:
+            _apply(row, outcome.values)
         if outcome.status == "failed":
             if outcome.failure is not None:
                 raise outcome.failure.api_error(row.id if store else None)
@@ -94,6 +64,39 @@ class ResponseService:
                 headers={"x-should-retry": "false"},
             )
         return convert.to_wire(row, outcome.output)
+
+    async def _start(
+        self, row: ResponseRow, input_bodies: list[dict[str, Any]], store: bool
+    ) -> list[dict[str, Any]]:
+        """Unit of work #1: read the history, check pairing, store the response and its input."""
+        async with unit_of_work(self._sessions) as session:
+            history = await context.history(session, row.project_id, row.previous_response_id)
+            context.check_tool_pairing(history + input_bodies)
+            if store:
+                await repository.insert_response(session, _row_values(row))
+                await repository.insert_items(
+                    session,
+                    project_id=row.project_id,
+                    response_id=row.id,
+                    side=repository.INPUT,
+                    bodies=input_bodies,
+                    created_at=row.created_at,
+                )
+        return history
+
+    async def _finish(self, row: ResponseRow, outcome: runner.Outcome) -> None:
+        """Unit of work #2: the terminal state and the output items, together or not at all."""
+        final = _apply(row, outcome.values)
+        async with unit_of_work(self._sessions) as session:
+            await repository.finish_response(session, row.project_id, row.id, final)
+            await repository.insert_items(
+                session,
+                project_id=row.project_id,
+                response_id=row.id,
+                side=repository.OUTPUT,
+                bodies=outcome.output,
+                created_at=utcnow(),
+            )
 
     async def retrieve(self, caller: Caller, response_id: str) -> Response:
         async with unit_of_work(self._sessions) as session:
@@ -127,6 +130,24 @@ class ResponseService:
 
 def response_item_not_found(item_id: str) -> NotFound:
     return NotFound(f"Item with id '{item_id}' not found.", param="after")
+
+
+def _new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
+    request = prepared.request
+    return ResponseRow(
+        id=ids.new_id(ids.RESPONSE),
+        project_id=caller.project_id,
+        status="in_progress",
+        model=prepared.model,
+        background=False,
+        previous_response_id=request.previous_response_id,
+        conversation_id=None,
+        params=convert.echoed_params(request, prepared.tools),
+        instructions=request.instructions,
+        metadata_=dict(request.metadata or {}),
+        created_at=utcnow(),
+        attempts=1,
+    )
 
 
 def _apply(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:

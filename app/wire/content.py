@@ -9,32 +9,39 @@ import msgspec
 MAX_TEXT = 10_485_760
 
 
-class InputText(msgspec.Struct, tag="input_text", tag_field="type", omit_defaults=True):
+class InputText(msgspec.Struct, tag="input_text", tag_field="type"):
     text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
-    prompt_cache_breakpoint: dict[str, Any] | None = None
+    prompt_cache_breakpoint: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
-class InputImage(msgspec.Struct, tag="input_image", tag_field="type", omit_defaults=True):
+class InputImage(msgspec.Struct, tag="input_image", tag_field="type"):
+    """Stored and listed with `detail`, `image_url` and `file_id` always present, as OpenAI's."""
+
     image_url: str | None = None
     file_id: str | None = None
     detail: Literal["low", "high", "auto", "original"] = "auto"
-    prompt_cache_breakpoint: dict[str, Any] | None = None
+    prompt_cache_breakpoint: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         if self.image_url is None and self.file_id is None:
             raise ValueError("an input_image needs `image_url` or `file_id`")
 
 
-class InputFile(msgspec.Struct, tag="input_file", tag_field="type", omit_defaults=True):
-    file_id: str | None = None
-    filename: str | None = None
-    file_data: Annotated[str, msgspec.Meta(max_length=73_400_320)] | None = None
-    file_url: str | None = None
-    detail: Literal["low", "high", "auto"] | None = None
-    prompt_cache_breakpoint: dict[str, Any] | None = None
+class InputFile(msgspec.Struct, tag="input_file", tag_field="type"):
+    """Only the fields a client sent are kept: an input_file is one of several alternatives."""
+
+    file_id: str | msgspec.UnsetType = msgspec.UNSET
+    filename: str | msgspec.UnsetType = msgspec.UNSET
+    file_data: Annotated[str, msgspec.Meta(max_length=73_400_320)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    file_url: str | msgspec.UnsetType = msgspec.UNSET
+    detail: Literal["low", "high", "auto"] | msgspec.UnsetType = msgspec.UNSET
+    prompt_cache_breakpoint: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
-        if self.file_id is None and self.file_data is None and self.file_url is None:
+        sources = (self.file_id, self.file_data, self.file_url)
+        if all(source is msgspec.UNSET for source in sources):
             raise ValueError("an input_file needs `file_id`, `file_data` or `file_url`")
 
 

@@ -131,7 +131,9 @@ def stored_body(item: InputItem) -> dict[str, Any]:
         body["role"] = item.role
         if isinstance(item.content, str):
             part = "output_text" if item.role == "assistant" else "input_text"
-            extra = {"annotations": [], "logprobs": []} if item.role == "assistant" else {}
+            extra: dict[str, list[Any]] = (
+                {"annotations": [], "logprobs": []} if item.role == "assistant" else {}
+            )
             body["content"] = [{"type": part, "text": item.content, **extra}]
         else:
             body["content"] = msgspec.to_builtins(item.content)

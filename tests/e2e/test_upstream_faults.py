@@ -1,0 +1,108 @@
+"""Upstream faults: a stored failed response, OpenAI's HTTP answer, no retry, no leaked key."""
+
+from __future__ import annotations
+
+import logging
+
+import openai
+import pytest
+import sqlalchemy as sa
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import ROUTE_KEY, UPSTREAM_KEY, Project
+from tests.upstream import TestUpstream
+
+FAULTS = [
+    # directive, SDK error, HTTP status, stored error code
+    ("[fail:500]", openai.InternalServerError, 502, "server_error"),
+    ("[fail:503]", openai.InternalServerError, 502, "server_error"),
+    ("[fail:429]", openai.RateLimitError, 429, "rate_limit_exceeded"),
+    ("[fail:400]", openai.BadRequestError, 400, "invalid_prompt"),
+    ("[fail:404]", openai.NotFoundError, 404, "invalid_prompt"),
+    ("[fail:401]", openai.InternalServerError, 502, "server_error"),
+    ("[garbage]", openai.InternalServerError, 502, "server_error"),
+    ("[sleep:3000]", openai.InternalServerError, 504, "server_error"),
+]
+
+
+async def stored_failures(
+    sessions: async_sessionmaker[AsyncSession], project: Project
+) -> list[sa.Row[tuple[str, str, object]]]:
+    async with sessions() as session:
+        result = await session.execute(
+            sa.text("SELECT id, status, error FROM responses WHERE project_id = :p"),
+            {"p": project.project_id},
+        )
+        return list(result.all())
+
+
+@pytest.mark.parametrize(("directive", "error", "status", "code"), FAULTS)
+async def test_fault_is_stored_as_failed_and_answered_once(
+    client: AsyncOpenAI,
+    project: Project,
+    sessions: async_sessionmaker[AsyncSession],
+    directive: str,
+    error: type[openai.APIStatusError],
+    status: int,
+    code: str,
+) -> None:
+    retrying = client.with_options(max_retries=2)
+    with pytest.raises(error) as caught:
+        await retrying.responses.create(model="test-model", input=f"hi {directive}")
+    answer = caught.value
+    assert answer.status_code == status
+    assert answer.response.headers["x-should-retry"] == "false"
+    body = answer.body
+    assert isinstance(body, dict)
+    assert set(body) == {"message", "type", "param", "code"}
+    [row] = await stored_failures(sessions, project)  # exactly one: the SDK did not retry
+    assert row.status == "failed"
+    assert row.error["code"] == code  # type: ignore[index]
+    assert row.id in answer.message
+    fetched = await client.responses.retrieve(row.id)
+    assert fetched.status == "failed"
+    assert fetched.error is not None
+    assert fetched.error.code == code
+    assert fetched.output == []
+
+
+async def test_unreachable_upstream(
+    client: AsyncOpenAI, project: Project, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.responses.create(model="dead-model", input="anyone there?")
+    assert caught.value.status_code == 502
+    [row] = await stored_failures(sessions, project)
+    assert row.status == "failed"
+
+
+async def test_routes_rename_models_and_use_their_own_key(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    response = await client.responses.create(
+        model="renamed", input="routed", max_output_tokens=100
+    )
+    sent = upstream.last_request()
+    assert sent.body["model"] == "upstream-name"
+    assert sent.body["max_tokens"] == 100
+    assert "max_completion_tokens" not in sent.body
+    assert sent.headers["authorization"] == f"Bearer {ROUTE_KEY}"
+    assert response.model == "renamed"
+
+
+async def test_upstream_keys_never_reach_a_client_or_a_log(
+    client: AsyncOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers: list[str] = []
+    for directive in ("", "[fail:500]", "[fail:401]", "[sleep:3000]"):
+        try:
+            answers.append((await client.responses.create(model="test-model", input=f"x {directive}")).model_dump_json())
+        except openai.APIStatusError as exc:
+            answers.append(exc.response.text)
+    everything = "\n".join(answers) + "\n".join(record.getMessage() for record in caplog.records)
+    everything += "\n".join(str(record.__dict__) for record in caplog.records)
+    assert UPSTREAM_KEY not in everything
+    assert ROUTE_KEY not in everything
+    assert "Traceback" not in everything

@@ -1,0 +1,383 @@
+"""Deterministic OpenAI-compatible chat-completions server that plays the "real model" in tests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+REFUSAL = "I can't help with that."
+MODELS = {
+    "object": "list",
+    "data": [{"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"}],
+}
+_FAIL = re.compile(r"\[fail:(\d{3})\]")
+_SLEEP = re.compile(r"\[sleep:(\d+)\]")
+_TOOL = re.compile(r"\[tool:([^:\]]+):([^\]]*)\]")
+_REASONING = re.compile(r"\[reasoning:([^\]]*)\]")
+_WORD = re.compile(r"\S+\s*")
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+_ERROR_KINDS = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "permission_denied"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+class _DropConnection(Exception):
+    """Raised so uvicorn closes the socket (or sends a bare 500 before headers) and moves on."""
+
+
+class _QuietDrops(logging.Filter):
+    """Hide uvicorn's traceback for deliberate `[drop]` disconnects; real errors still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.exc_info[0] is _DropConnection)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the upstream saw it, so tests can assert what the gateway sent."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class _Plan:
+    """The answer a request's directives call for, shared by the streaming and plain paths."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    refusal: str | None = None
+    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)
+    finish: str = "stop"
+    status: int = 200
+    sleep_s: float = 0.0
+    drop: bool = False
+    malformed: bool = False
+    garbage: bool = False
+
+
+def _words(text: str | None) -> int:
+    return len(text.split()) if text else 0
+
+
+def _parts(content: Any) -> list[str]:
+    """The text pieces of message content: a plain string, or each `text` part of a list."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+    return []
+
+
+def _prompt_tokens(messages: list[Any]) -> int:
+    """Words across every string/text part of every message, plus 3 per message."""
+    contents = [m.get("content") if isinstance(m, dict) else None for m in messages]
+    return sum(3 + sum(_words(t) for t in _parts(c)) for c in contents)
+
+
+def plan(body: dict[str, Any]) -> _Plan:
+    """Decide the answer from directives in the text of the last user message.
+
+    Default: content "echo: <text>" (directives included verbatim), finish "stop", truncated
+    to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
+    [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
+    [drop] and [malformed] (streaming only), [garbage] (non-streaming only).
+    """
+    messages = body.get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    text = "".join(_parts(users[-1].get("content"))) if users else ""
+    p = _Plan(drop="[drop]" in text, malformed="[malformed]" in text, garbage="[garbage]" in text)
+    if m := _FAIL.search(text):
+        p.status = int(m.group(1))
+    if m := _SLEEP.search(text):
+        p.sleep_s = int(m.group(1)) / 1000
+    if m := _REASONING.search(text):
+        p.reasoning = m.group(1)
+    tools = _TOOL.findall(text)
+    if "[refuse]" in text:
+        p.refusal = REFUSAL
+    elif tools:
+        p.tool_calls = [(f"call_{i}", name, args) for i, (name, args) in enumerate(tools)]
+        p.finish = "tool_calls"
+    elif "[length]" in text:
+        p.content, p.finish = "partial", "length"
+    else:
+        p.content = f"echo: {text}"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        pieces = _WORD.findall(p.content)
+        if isinstance(limit, int) and len(pieces) > limit:
+            p.content, p.finish = "".join(pieces[:limit]).rstrip(), "length"
+    return p
+
+
+def _usage(body: dict[str, Any], p: _Plan) -> dict[str, Any]:
+    prompt = _prompt_tokens(body.get("messages") or [])
+    completion = _words(p.content) + _words(p.refusal)
+    completion += sum(_words(args) for _, _, args in p.tool_calls)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": _words(p.reasoning)},
+    }
+
+
+def _thirds(s: str) -> list[str]:
+    """Split tool arguments into ~3 fragments, like a model emitting them token by token."""
+    step = max(1, -(-len(s) // 3))
+    return [s[i : i + step] for i in range(0, len(s), step)]
+
+
+def _deltas(p: _Plan) -> list[dict[str, Any]]:
+    """The ordered stream deltas for a plan: role, reasoning, content/refusal, tool calls."""
+    out: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
+    out += [{"reasoning_content": w} for w in _WORD.findall(p.reasoning or "")]
+    out += [{"content": w} for w in _WORD.findall(p.content or "")]
+    out += [{"refusal": w} for w in _WORD.findall(p.refusal or "")]
+    for i, (call_id, name, args) in enumerate(p.tool_calls):
+        fn = {"name": name, "arguments": ""}
+        out.append(
+            {"tool_calls": [{"index": i, "id": call_id, "type": "function", "function": fn}]}
+        )
+        out += [{"tool_calls": [{"index": i, "function": {"arguments": a}}]} for a in _thirds(args)]
+    return out
+
+
+def _error(status: int) -> dict[str, Any]:
+    kind, code = _ERROR_KINDS.get(status, ("server_error", "server_error"))
+    message = f"upstream says {status}"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class TestUpstream:
+    """A fake model server on 127.0.0.1 in a daemon thread; records every request it gets."""
+
+    __test__ = False
+
+    def __init__(
+        self, port: int = 0, delay_ms: int = 0, host: str = "127.0.0.1", record: bool = True
+    ) -> None:
+        """`record=False` skips request recording, so long benchmark runs don't grow memory."""
+        self.host, self.delay_ms, self.record = host, delay_ms, record
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._ids = 0
+        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self._port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot copy, safe to read while the server thread appends."""
+        with self._lock:
+            return list(self._requests)
+
+    def last_request(self) -> RecordedRequest:
+        with self._lock:
+            return self._requests[-1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _config(self, **kw: Any) -> uvicorn.Config:
+        return uvicorn.Config(
+            self, interface="asgi3", lifespan="off", access_log=False, log_level="warning", **kw
+        )
+
+    def start(self) -> TestUpstream:
+        """Bind now (so the port is known and connections queue), serve from a thread."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        sock.listen(1024)
+        self._port = sock.getsockname()[1]
+        server = self._server = uvicorn.Server(self._config(timeout_graceful_shutdown=1))
+
+        async def serve() -> None:
+            self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+            await server.serve(sockets=[sock])
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test upstream failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Stop promptly: requests still sleeping are dropped rather than waited for."""
+        if self._server and self._thread:
+            if self._loop and self._stopping:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            self._server.should_exit = True
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> TestUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run in the foreground (benchmarks); Ctrl-C stops it."""
+        uvicorn.Server(self._config(host=self.host, port=self._port)).run()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app: plain ASGI keeps per-request overhead tiny for benchmarks."""
+        if scope["type"] != "http":
+            return
+        raw = b""
+        while True:
+            msg = await receive()
+            raw += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        path, method = scope["path"], scope["method"]
+        if self.record:
+            with self._lock:
+                self._requests.append(RecordedRequest(method, path, headers, body or {}))
+        if path == "/v1/models" and method == "GET":
+            return await _send_json(send, 200, MODELS)
+        if path != "/v1/chat/completions" or method != "POST":
+            return await _send_json(send, 404, _error(404))
+        if not isinstance(body, dict):
+            return await _send_json(send, 400, _error(400))
+        await self._complete(body, receive, send)
+
+    async def _pause(self, seconds: float, receive: Receive) -> None:
+        """Sleep without blocking other requests, but give up (drop the connection) as soon as
+        the client hangs up or the server stops, so abandoned `[sleep]`s never linger."""
+        if seconds <= 0:
+            return
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(receive())}  # disconnect
+        if self._stopping:
+            waiters.add(asyncio.ensure_future(self._stopping.wait()))
+        done, pending = await asyncio.wait(
+            waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if done:
+            raise _DropConnection
+
+    async def _complete(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+        p = plan(body)
+        stream = bool(body.get("stream"))
+        self._ids += 1
+        base = {"id": f"chatcmpl-{self._ids:08d}", "created": int(time.time())}
+        base["model"] = body.get("model", "test-model")
+        await self._pause(self.delay_ms / 1000 + (0 if stream else p.sleep_s), receive)
+        if p.status != 200:
+            return await _send_json(send, p.status, _error(p.status))
+        if not stream:
+            if p.garbage:
+                return await _send(send, 200, b"<html>this is not json", "application/json")
+            message: dict[str, Any] = {"role": "assistant", "content": p.content}
+            message["refusal"] = p.refusal
+            if p.reasoning is not None:
+                message["reasoning_content"] = p.reasoning
+            if p.tool_calls:
+                message["tool_calls"] = [
+                    {"id": c, "type": "function", "function": {"name": n, "arguments": a}}
+                    for c, n, a in p.tool_calls
+                ]
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": p.finish}
+            result = {**base, "object": "chat.completion", "choices": [choice]}
+            return await _send_json(send, 200, {**result, "usage": _usage(body, p)})
+        await self._stream(body, p, base, receive, send)
+
+    async def _stream(
+        self, body: dict[str, Any], p: _Plan, base: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
+        """Send SSE chunks one `send` at a time so clients see a real incremental stream."""
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        extra = {"usage": None} if include_usage else {}
+        base = {**base, "object": "chat.completion.chunk", "system_fingerprint": None}
+        choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": None}
+        chunks = [{**base, "choices": [{**choice, "delta": d}], **extra} for d in _deltas(p)]
+        finish = {**choice, "delta": {}, "finish_reason": p.finish}
+        chunks.append({**base, "choices": [finish], **extra})
+        if include_usage:
+            chunks.append({**base, "choices": [], "usage": _usage(body, p)})
+        lines = [b"data: %s\n\n" % _dumps(c) for c in chunks] + [b"data: [DONE]\n\n"]
+        if p.malformed:
+            lines = [*lines[:1], b"data: {not json\n\n"]
+        elif p.drop:
+            lines = lines[:3]
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        for i, line in enumerate(lines):
+            if i:
+                await self._pause(p.sleep_s, receive)
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+        if p.drop:
+            raise _DropConnection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    await _send(send, status, _dumps(payload), "application/json")
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--delay-ms", type=int, default=0, help="fixed delay before every answer")
+    args = parser.parse_args()
+    TestUpstream(args.port, args.delay_ms, args.host, record=False).serve_forever()

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 import uvicorn
@@ -91,7 +91,7 @@ class StatementCounter:
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements.append(statement)
 
-    def __enter__(self) -> StatementCounter:
+    def __enter__(self) -> Self:
         event.listen(self._engine, "before_cursor_execute", self._record)
         return self
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -253,7 +253,7 @@ class TestUpstream:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> TestUpstream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -42,6 +42,7 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
     _check_exclusive(request)
+    _check_no_nul(request)
     _check_not_yet_supported(request)
     if request.previous_response_id is not None and not ids.is_well_formed(
         request.previous_response_id
@@ -79,6 +80,14 @@ def parse_input(raw: str | list[dict[str, Any]] | None) -> list[InputItem]:
         kind = value.get("type")
         if kind is None and "role" in value:
             value = {**value, "type": "message"}
+        elif kind is None:
+            raise InvalidRequest(
+                f"Missing required parameter: '{at}.type'.",
+                param=f"{at}.type",
+                code="missing_required_parameter",
+            )
+        elif not isinstance(kind, str):
+            raise codec.invalid_type(f"{at}.type", "a string", kind)
         elif kind in KNOWN_UNSUPPORTED_INPUT_TYPES:
             raise not_supported(f"{at}.type", f"Input items of type '{kind}'")
         elif kind not in SUPPORTED_INPUT_TYPES:
@@ -92,6 +101,8 @@ def parse_tools(raw: list[dict[str, Any]]) -> tuple[FunctionTool, ...]:
     for index, value in enumerate(raw):
         at = f"tools[{index}]"
         kind = value.get("type")
+        if not isinstance(kind, str):
+            raise codec.invalid_type(f"{at}.type", "a string", kind)
         if kind in HOSTED_TOOL_TYPES:
             raise not_supported(f"{at}.type", f"The '{kind}' tool")
         if kind != "function":
@@ -128,6 +139,17 @@ def _check_exclusive(request: CreateResponseRequest) -> None:
             param="stream_options",
             code="invalid_value",
         )
+
+
+def _check_no_nul(request: CreateResponseRequest) -> None:
+    """Postgres text cannot hold NUL; refuse it in the fields stored as text, not with a 500."""
+    for param, value in (("model", request.model), ("instructions", request.instructions)):
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidRequest(
+                f"Invalid '{param}': the string contains a NUL character (\\u0000).",
+                param=param,
+                code="invalid_value",
+            )
 
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
@@ -168,7 +190,8 @@ def _check_tool_choice(request: CreateResponseRequest, tools: tuple[FunctionTool
         )
     if isinstance(choice, ToolChoiceAllowed):
         for index, tool in enumerate(choice.tools):
-            if tool.get("type") != "function" or tool.get("name") not in names:
+            name = tool.get("name")
+            if tool.get("type") != "function" or not isinstance(name, str) or name not in names:
                 raise InvalidRequest(
                     "Every allowed tool must be a function tool listed in 'tools'.",
                     param=f"tool_choice.tools[{index}]",

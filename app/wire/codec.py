@@ -136,6 +136,27 @@ def invalid_request_from(exc: msgspec.ValidationError, prefix: str = "") -> Inva
     )
 
 
+def invalid_type(param: str, expected: str, got: object) -> InvalidRequest:
+    """OpenAI's wording for a JSON value of the wrong type, found outside msgspec."""
+    kind = _JSON_KINDS.get(type(got), type(got).__name__)
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {kind} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+_JSON_KINDS: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a decimal",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
 def _param(prefix: str, path: str) -> str:
     tail = path.removeprefix("$")
     if prefix:

@@ -45,7 +45,8 @@ class Message(msgspec.Struct, tag="message", tag_field="type"):
                     if assistant
                     else "input_text, input_image or input_file"
                 )
-                raise ValueError(f"a {self.role} message takes {kind} content parts")
+                article = "an" if self.role[0] in "aeiou" else "a"
+                raise ValueError(f"{article} {self.role} message takes {kind} content parts")
 
 
 class FunctionCall(msgspec.Struct, tag="function_call", tag_field="type"):

@@ -41,7 +41,7 @@ class PromptRef(msgspec.Struct, forbid_unknown_fields=True):
 class CreateResponseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every body parameter of OpenAI's create call; unknown keys are a 400 as at OpenAI."""
 
-    model: str | msgspec.UnsetType = msgspec.UNSET
+    model: Annotated[str, msgspec.Meta(max_length=200)] | msgspec.UnsetType = msgspec.UNSET
     input: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | list[dict[str, Any]] | None = None
     instructions: str | None = None
     previous_response_id: str | None = None

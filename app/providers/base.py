@@ -18,6 +18,7 @@ stored and a blind SDK retry would create a second one).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
@@ -48,9 +49,49 @@ class GenerationResult(msgspec.Struct):
     service_tier: str | None = None
 
 
+class TextDelta(msgspec.Struct, frozen=True):
+    text: str
+
+
+class RefusalDelta(msgspec.Struct, frozen=True):
+    text: str
+
+
+class ReasoningDelta(msgspec.Struct, frozen=True):
+    text: str
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True):
+    """A piece of one tool call; `index` tells calls apart, the first piece carries id and name."""
+
+    index: int
+    call_id: str | None
+    name: str | None
+    arguments: str
+
+
+class StreamEnd(msgspec.Struct, frozen=True):
+    """The last thing a provider's stream yields: why it stopped, and what it cost."""
+
+    finish_reason: str | None
+    usage: ResponseUsage
+    service_tier: str | None = None
+
+
+Delta = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta
+
+
 class Provider(Protocol):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run one generation to its end; raise a ProviderError on any upstream fault."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
+        """Yield deltas as the upstream produces them, then exactly one StreamEnd.
+
+        Closing the iterator early aborts the upstream call. Faults raise ProviderError, also
+        after some deltas were yielded.
+        """
         ...
 
 
@@ -133,11 +174,17 @@ def _with_id(message: str, response_id: str | None) -> str:
 
 
 __all__ = [
+    "Delta",
     "GenerationRequest",
     "GenerationResult",
     "ModelRoute",
     "Provider",
     "ProviderError",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "StreamEnd",
+    "TextDelta",
+    "ToolCallDelta",
     "UpstreamAuthFailed",
     "UpstreamProtocolError",
     "UpstreamRateLimited",

@@ -7,14 +7,20 @@ cannot double-charge or double-generate); nothing else is retried here.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
 import msgspec
+from httpx_sse import SSEError, aconnect_sse
 
 from app.config import ModelRoute
-from app.providers import translate
+from app.providers import chunks, translate
 from app.providers.base import (
+    Delta,
     GenerationRequest,
     GenerationResult,
+    StreamEnd,
     UpstreamAuthFailed,
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -65,6 +71,49 @@ class ChatCompletionsProvider:
             ) from None
         return translate.from_chat_completion(payload)
 
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
+        body = translate.to_chat_body(request, self._route)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        finish_reason: str | None = None
+        usage: object = None
+        service_tier: str | None = None
+        try:
+            async with aconnect_sse(
+                self._client,
+                "POST",
+                self._url,
+                content=encoder.encode(body),
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as source:
+                if source.response.status_code >= 400:
+                    await source.response.aread()
+                    raise self._status_error(source.response)
+                async for event in source.aiter_sse():
+                    if event.data == "[DONE]":
+                        break
+                    chunk = _decode_chunk(event.data)
+                    found, finish = chunks.deltas(chunk)
+                    for delta in found:
+                        yield delta
+                    finish_reason = finish or finish_reason
+                    usage = chunk.get("usage") or usage
+                    service_tier = chunk.get("service_tier") or service_tier
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                f"no chunk within {self._route.timeout_seconds:g} seconds"
+            ) from None
+        except SSEError:
+            raise UpstreamProtocolError(
+                "the upstream did not answer with an event stream"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"the stream broke off ({type(exc).__name__})") from None
+        if finish_reason is None:
+            raise UpstreamProtocolError("the stream ended before the model finished")
+        yield StreamEnd(finish_reason, translate.usage_from(usage), service_tier)
+
     def _status_error(self, answer: httpx.Response) -> UpstreamStatusError:
         status = answer.status_code
         message = f"HTTP {status}: {self._redact(_upstream_message(answer))}"
@@ -81,6 +130,16 @@ class ChatCompletionsProvider:
         if self._api_key:
             text = text.replace(self._api_key, "[redacted]")
         return text[:_MAX_UPSTREAM_MESSAGE]
+
+
+def _decode_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        raise UpstreamProtocolError("the upstream sent a chunk that is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError("the upstream sent a chunk that is not a JSON object")
+    return chunk
 
 
 def _upstream_message(answer: httpx.Response) -> str:

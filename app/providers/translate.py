@@ -16,6 +16,9 @@ from app.providers.base import GenerationRequest, GenerationResult, UpstreamProt
 from app.wire.responses import InputTokensDetails, OutputTokensDetails, ResponseUsage
 from app.wire.tools import FormatJsonObject, FormatJsonSchema, ToolChoiceAllowed, ToolChoiceFunction
 
+# chat-completions finish_reason → Responses incomplete_details.reason; others mean completed.
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
 _CHAT_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
@@ -172,9 +175,7 @@ def from_chat_completion(payload: Any) -> GenerationResult:
         finish_reason = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError):
         raise UpstreamProtocolError("the chat completion had no choices[0].message") from None
-    incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(
-        finish_reason or ""
-    )
+    incomplete_reason = INCOMPLETE_REASONS.get(finish_reason or "")
     item_status = "incomplete" if incomplete_reason else "completed"
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")

@@ -11,11 +11,13 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
+from litestar.response import Stream
 
 from app.auth import Caller
 from app.errors import not_supported
 from app.http import include_param
 from app.pagination import page_request
+from app.responses import sse
 from app.responses.service import ResponseService
 from app.wire import codec
 from app.wire.common import DeletedObject, ObjectList
@@ -34,8 +36,11 @@ class ResponsesController(Controller):
         request: AnyRequest,
         caller: NamedDependency[Caller],
         service: NamedDependency[ResponseService],
-    ) -> Response:
+    ) -> Response | Stream:
         body = codec.decode(await request.body(), CreateResponseRequest)
+        if body.stream:
+            events = await service.create_stream(caller, body)
+            return Stream(events, media_type="text/event-stream", headers=sse.HEADERS)
         return await service.create(caller, body)
 
     @get("/{response_id:str}", summary="Retrieve a model response")

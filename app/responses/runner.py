@@ -1,6 +1,6 @@
 """The only caller of providers: runs one generation and settles its outcome as stored state.
 
-Whatever happens upstream, the runner returns the terminal values to write (completed,
+Whatever happens upstream, the runner ends with the terminal values to write (completed,
 incomplete or failed), so the service always has a final state to store; an unexpected bug in
 a provider is contained here as a failed response rather than a response stuck in_progress.
 """
@@ -8,12 +8,21 @@ a provider is contained here as a failed response rather than a response stuck i
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
 
 from app.db.base import utcnow
-from app.providers.base import GenerationRequest, GenerationResult, Provider, ProviderError
+from app.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    Provider,
+    ProviderError,
+    StreamEnd,
+)
+from app.providers.translate import INCOMPLETE_REASONS
+from app.responses.emitter import Emitter, Event
 
 log = logging.getLogger("rapport.runner")
 
@@ -31,23 +40,77 @@ async def run(provider: Provider, generation: GenerationRequest, response_id: st
     try:
         result = await provider.generate(generation)
     except ProviderError as exc:
-        log.warning(
-            "upstream failed",
-            extra={"response_id": response_id, "error_kind": type(exc).__name__},
-        )
-        return _failed(exc.stored_code, exc.message, exc)
+        _log_failure(response_id, exc)
+        return _failed(exc.stored_code, exc.message, exc, [])
     except Exception as exc:  # noqa: BLE001  (a bug of ours must still end stored and terminal)
-        log.error(
-            "provider raised unexpectedly",
-            extra={"response_id": response_id, "error_kind": type(exc).__name__},
-        )
-        return _failed("server_error", "The model failed to generate a response.", None)
+        _log_failure(response_id, exc)
+        return _failed("server_error", "The model failed to generate a response.", None, [])
     return _settled(result, generation.params.max_tool_calls)
 
 
-def interrupted() -> Outcome:
-    """The outcome of a run cut short by shutdown: failed, with a message saying so."""
-    return _failed("server_error", "The server shut down before the model finished.", None)
+class StreamRun:
+    """One streamed generation: iterate `events()` for item events, then read `outcome`."""
+
+    def __init__(
+        self, provider: Provider, generation: GenerationRequest, response_id: str, emitter: Emitter
+    ) -> None:
+        self._provider = provider
+        self._generation = generation
+        self._response_id = response_id
+        self._emitter = emitter
+        self.outcome: Outcome | None = None
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        end: StreamEnd | None = None
+        try:
+            async for delta in self._provider.stream(self._generation):
+                if isinstance(delta, StreamEnd):
+                    end = delta
+                else:
+                    for event in self._emitter.on_delta(delta):
+                        yield event
+        except ProviderError as exc:
+            _log_failure(self._response_id, exc)
+            for event in self._emitter.close("incomplete"):
+                yield event
+            self.outcome = _failed(exc.stored_code, exc.message, exc, self._emitter.output)
+            return
+        except Exception as exc:  # noqa: BLE001  (as in run(): contained, stored, terminal)
+            _log_failure(self._response_id, exc)
+            for event in self._emitter.close("incomplete"):
+                yield event
+            message = "The model failed to generate a response."
+            self.outcome = _failed("server_error", message, None, self._emitter.output)
+            return
+        assert end is not None  # providers end every successful stream with a StreamEnd
+        reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
+        for event in self._emitter.close("incomplete" if reason else "completed"):
+            yield event
+        result = GenerationResult(
+            output=self._emitter.output,
+            usage=end.usage,
+            status="incomplete" if reason else "completed",
+            incomplete_reason=reason,  # type: ignore[arg-type]
+            service_tier=end.service_tier,
+        )
+        self.outcome = _settled(result, None)  # the emitter already applied max_tool_calls
+
+
+def interrupted(output: list[dict[str, Any]]) -> Outcome:
+    """A run cut short by shutdown: failed, with a message saying so and the partial output."""
+    message = "The server shut down before the model finished."
+    return _failed("server_error", message, None, output)
+
+
+def cancelled(output: list[dict[str, Any]]) -> Outcome:
+    """A foreground stream whose client went away: OpenAI cancels such a generation.
+
+    The partial output is kept, each unfinished item marked `incomplete`; usage is unknown.
+    """
+    for item in output:
+        if item.get("status") == "in_progress":
+            item["status"] = "incomplete"
+    return Outcome("cancelled", output, {"status": "cancelled"})
 
 
 def _settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:
@@ -60,12 +123,25 @@ def _settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:
             {"reason": result.incomplete_reason} if result.status == "incomplete" else None
         ),
     }
+    if result.service_tier:
+        values["service_tier"] = result.service_tier
     return Outcome(status=result.status, output=output, values=values)
 
 
-def _failed(code: str, message: str, failure: ProviderError | None) -> Outcome:
+def _failed(
+    code: str, message: str, failure: ProviderError | None, output: list[dict[str, Any]]
+) -> Outcome:
     error = {"code": code, "message": message}
-    return Outcome("failed", [], {"status": "failed", "error": error}, failure)
+    return Outcome("failed", output, {"status": "failed", "error": error}, failure)
+
+
+def _log_failure(response_id: str, exc: Exception) -> None:
+    level = logging.WARNING if isinstance(exc, ProviderError) else logging.ERROR
+    log.log(
+        level,
+        "generation failed",
+        extra={"response_id": response_id, "error_kind": type(exc).__name__},
+    )
 
 
 def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

@@ -8,7 +8,10 @@ input; #2 stores the terminal state and the output. With `store: false` neither 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
+
+import msgspec
 
 from app import ids
 from app.auth import Caller
@@ -17,13 +20,22 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
-from app.providers.base import GenerationRequest
-from app.responses import context, convert, repository, runner
+from app.providers.base import GenerationRequest, Provider
+from app.responses import context, convert, repository, runner, streaming
 from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
+
+
+class Started(msgspec.Struct):
+    """A response past unit of work #1: stored (unless store=false) and ready to generate."""
+
+    row: ResponseRow
+    provider: Provider
+    generation: GenerationRequest
+    store: bool
 
 
 class ResponseService:
@@ -32,10 +44,37 @@ class ResponseService:
         self._sessions = runtime.sessions
 
     async def create(self, caller: Caller, request: CreateResponseRequest) -> Response:
+        """The non-streaming create: the upstream's own non-streaming call, one JSON answer."""
+        started = await self.begin(caller, request)
+        try:
+            outcome = await runner.run(started.provider, started.generation, started.row.id)
+        except asyncio.CancelledError:
+            # The server is shutting down mid-generation: settle the row before going away.
+            await asyncio.shield(self.settle(started, runner.interrupted([])))
+            raise
+        await self.settle(started, outcome)
+        if outcome.status == "failed":
+            if outcome.failure is not None:
+                raise outcome.failure.api_error(started.row.id if started.store else None)
+            raise ServerFault(
+                "The server had an error while processing your request "
+                f"(response {started.row.id}).",
+                headers={"x-should-retry": "false"},
+            )
+        return convert.to_wire(started.row, outcome.output)
+
+    async def create_stream(
+        self, caller: Caller, request: CreateResponseRequest
+    ) -> AsyncIterator[bytes]:
+        """Checks and unit of work #1 run now, so their errors are plain JSON, not SSE."""
+        started = await self.begin(caller, request)
+        return streaming.sse_body(started, self.settle)
+
+    async def begin(self, caller: Caller, request: CreateResponseRequest) -> Started:
         prepared = prepare(request)
         _route, provider = self._runtime.providers.resolve(prepared.model)
-        store = request.store is not False
         row = _new_row(caller, prepared)
+        store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
         history = await self._start(row, input_bodies, store)
         generation = GenerationRequest(
@@ -45,25 +84,14 @@ class ResponseService:
             params=request,
             tools=prepared.tools,
         )
-        try:
-            outcome = await runner.run(provider, generation, row.id)
-        except asyncio.CancelledError:
-            # The server is shutting down mid-generation: settle the row before going away.
-            if store:
-                await asyncio.shield(self._finish(row, runner.interrupted()))
-            raise
-        if store:
-            await self._finish(row, outcome)
+        return Started(row=row, provider=provider, generation=generation, store=store)
+
+    async def settle(self, started: Started, outcome: runner.Outcome) -> None:
+        """Record the terminal state (unit of work #2), or only apply it when nothing is stored."""
+        if started.store:
+            await self._finish(started.row, outcome)
         else:
-            _apply(row, outcome.values)
-        if outcome.status == "failed":
-            if outcome.failure is not None:
-                raise outcome.failure.api_error(row.id if store else None)
-            raise ServerFault(
-                f"The server had an error while processing your request (response {row.id}).",
-                headers={"x-should-retry": "false"},
-            )
-        return convert.to_wire(row, outcome.output)
+            _apply(started.row, outcome.values)
 
     async def _start(
         self, row: ResponseRow, input_bodies: list[dict[str, Any]], store: bool
@@ -154,8 +182,10 @@ def _apply(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
     """Set the terminal values on the in-memory row (it is what the client gets back)."""
     final = dict(values)
     params = row.params
-    if params["service_tier"] == "auto":
-        final["params"] = {**params, "service_tier": "default"}
+    actual_tier = final.pop("service_tier", None)
+    if actual_tier or params["service_tier"] == "auto":
+        # The Response echoes the tier actually used; `auto` settles on `default`.
+        final["params"] = {**params, "service_tier": actual_tier or "default"}
     for key, value in final.items():
         setattr(row, key, value)
     return final

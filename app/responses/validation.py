@@ -154,7 +154,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
-        ("stream", bool(request.stream), "Streaming ('stream': true)"),
         ("background", bool(request.background), "Background mode ('background': true)"),
         ("conversation", request.conversation is not None, "The 'conversation' parameter"),
         ("truncation", request.truncation == "auto", "Automatic truncation ('truncation': 'auto')"),

@@ -118,7 +118,9 @@ async def test_tool_pairing_errors(client: AsyncOpenAI) -> None:
             model="test-model", input="ignore it", previous_response_id=with_call.id
         )
     call_id = with_call.output[0].call_id  # type: ignore[union-attr]
-    assert missing_output.value.message.endswith(f"No tool output found for function call {call_id}.")
+    assert missing_output.value.message.endswith(
+        f"No tool output found for function call {call_id}."
+    )
     assert missing_output.value.param == "input"
     with pytest.raises(openai.BadRequestError) as orphan:
         await client.responses.create(

@@ -120,8 +120,16 @@ async def test_item_list_input_with_every_part_type(
                 "role": "user",
                 "content": [
                     {"type": "input_text", "text": "look"},
-                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
-                    {"type": "input_file", "filename": "a.txt", "file_data": "data:text/plain;base64,aGk="},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,AAAA",
+                        "detail": "low",
+                    },
+                    {
+                        "type": "input_file",
+                        "filename": "a.txt",
+                        "file_data": "data:text/plain;base64,aGk=",
+                    },
                 ],
             },
             {"role": "assistant", "content": "earlier answer"},
@@ -137,8 +145,14 @@ async def test_item_list_input_with_every_part_type(
             "role": "user",
             "content": [
                 {"type": "text", "text": "look"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
-                {"type": "file", "file": {"filename": "a.txt", "file_data": "data:text/plain;base64,aGk="}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"},
+                },
+                {
+                    "type": "file",
+                    "file": {"filename": "a.txt", "file_data": "data:text/plain;base64,aGk="},
+                },
             ],
         },
         {

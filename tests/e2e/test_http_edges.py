@@ -29,15 +29,24 @@ async def test_health_and_ready_need_no_key(rapport: RapportServer) -> None:
 
 @pytest.mark.parametrize(
     ("authorization", "code"),
-    [(None, None), ("Bearer", None), ("Basic abc", None), ("Bearer sk-gateway-wrong", "invalid_api_key")],
+    [
+        (None, None),
+        ("Bearer", None),
+        ("Basic abc", None),
+        ("Bearer sk-gateway-wrong", "invalid_api_key"),
+    ],
 )
 async def test_missing_or_bad_key_is_401_in_openais_shape(
     rapport: RapportServer, authorization: str | None, code: str | None
 ) -> None:
     headers = {"authorization": authorization} if authorization else {}
     async with httpx.AsyncClient(headers=headers) as http:
-        for method, path in (("POST", "/responses"), ("GET", "/responses/resp_x"),
-                             ("DELETE", "/responses/resp_x"), ("GET", "/responses/resp_x/input_items")):
+        for method, path in (
+            ("POST", "/responses"),
+            ("GET", "/responses/resp_x"),
+            ("DELETE", "/responses/resp_x"),
+            ("GET", "/responses/resp_x/input_items"),
+        ):
             answer = await http.request(method, f"{rapport.base_url}{path}", json={})
             assert answer.status_code == 401, path
             error = answer.json()["error"]

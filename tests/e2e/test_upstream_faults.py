@@ -80,9 +80,7 @@ async def test_unreachable_upstream(
 async def test_routes_rename_models_and_use_their_own_key(
     client: AsyncOpenAI, upstream: TestUpstream
 ) -> None:
-    response = await client.responses.create(
-        model="renamed", input="routed", max_output_tokens=100
-    )
+    response = await client.responses.create(model="renamed", input="routed", max_output_tokens=100)
     sent = upstream.last_request()
     assert sent.body["model"] == "upstream-name"
     assert sent.body["max_tokens"] == 100
@@ -98,7 +96,11 @@ async def test_upstream_keys_never_reach_a_client_or_a_log(
     answers: list[str] = []
     for directive in ("", "[fail:500]", "[fail:401]", "[sleep:3000]"):
         try:
-            answers.append((await client.responses.create(model="test-model", input=f"x {directive}")).model_dump_json())
+            answers.append(
+                (
+                    await client.responses.create(model="test-model", input=f"x {directive}")
+                ).model_dump_json()
+            )
         except openai.APIStatusError as exc:
             answers.append(exc.response.text)
     everything = "\n".join(answers) + "\n".join(record.getMessage() for record in caplog.records)

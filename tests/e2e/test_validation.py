@@ -298,7 +298,6 @@ CROSS_FIELD_CASES = [
 
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
-    case({"stream": True}, "stream", "unsupported_parameter", "stream"),
     case({"background": True}, "background", "unsupported_parameter", "background"),
     case({"conversation": "conv_abc"}, "conversation", "unsupported_parameter", "conversation"),
     case(

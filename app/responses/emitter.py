@@ -1,0 +1,201 @@
+"""Provider deltas → OpenAI stream events, with sequence numbers, in OpenAI's order.
+
+The emitter owns the output while it is being generated: it opens an item when the first piece
+of it arrives, closes the open item before another starts (OpenAI's blocks are sequential, never
+interleaved), and at the end knows the output items to store — the same shapes the non-streaming
+path builds, from the same builders in `providers/translate.py`.
+
+Per item the events are:
+    message        output_item.added → content_part.added → output_text.delta … / refusal.delta …
+                   → output_text.done / refusal.done → content_part.done → output_item.done
+    function_call  output_item.added → function_call_arguments.delta … → …arguments.done
+                   → output_item.done
+    reasoning      output_item.added → content_part.added(reasoning_text) → reasoning_text.delta …
+                   → reasoning_text.done → content_part.done → output_item.done
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from app.providers import translate
+from app.providers.base import (
+    Delta,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+)
+
+Event = dict[str, Any]
+
+_PART_EVENTS = {
+    "output_text": ("response.output_text.delta", "response.output_text.done", "text"),
+    "refusal": ("response.refusal.delta", "response.refusal.done", "refusal"),
+    "reasoning_text": ("response.reasoning_text.delta", "response.reasoning_text.done", "text"),
+}
+
+
+class Emitter:
+    def __init__(self, *, obfuscate: bool = True, max_tool_calls: int | None = None) -> None:
+        self.output: list[dict[str, Any]] = []
+        self._sequence = 0
+        self._obfuscate = obfuscate
+        self._max_tool_calls = max_tool_calls
+        self._open: dict[str, Any] | None = None
+        self._open_tool_index: int | None = None
+        self._tool_calls_seen = 0
+
+    def event(self, kind: str, **fields: Any) -> Event:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return event
+
+    def on_delta(self, delta: Delta) -> list[Event]:
+        if isinstance(delta, TextDelta):
+            return self._part_delta("message", "output_text", delta.text)
+        if isinstance(delta, RefusalDelta):
+            return self._part_delta("message", "refusal", delta.text)
+        if isinstance(delta, ReasoningDelta):
+            return self._part_delta("reasoning", "reasoning_text", delta.text)
+        return self._tool_delta(delta)
+
+    def close(self, status: str) -> list[Event]:
+        """Done events for the open item, which ends with `status` (completed/incomplete)."""
+        item = self._open
+        if item is None:
+            return []
+        self._open = None
+        self._open_tool_index = None
+        index = len(self.output) - 1
+        events: list[Event] = []
+        if item["type"] == "function_call":
+            events.append(
+                self.event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=item["arguments"],
+                    name=item["name"],
+                )
+            )
+        else:
+            for content_index, part in enumerate(item["content"]):
+                events.extend(self._close_part(item, index, content_index, part))
+        if "status" in item:  # reasoning items carry no status, as on OpenAI's wire
+            item["status"] = status
+        events.append(self.event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def _part_delta(self, item_type: str, part_type: str, text: str) -> list[Event]:
+        events: list[Event] = []
+        item = self._open
+        if item is None or item["type"] != item_type:
+            events.extend(self.close("completed"))
+            item = self._open_item(item_type, events)
+        parts = item["content"]
+        if not parts or parts[-1]["type"] != part_type:
+            part = _empty_part(part_type)
+            parts.append(part)
+            events.append(
+                self.event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=len(self.output) - 1,
+                    content_index=len(parts) - 1,
+                    part=dict(part),
+                )
+            )
+        part = parts[-1]
+        field = _PART_EVENTS[part_type][2]
+        part[field] += text
+        extra: dict[str, Any] = {"logprobs": []} if part_type == "output_text" else {}
+        events.append(
+            self._delta_event(
+                _PART_EVENTS[part_type][0],
+                item_id=item["id"],
+                output_index=len(self.output) - 1,
+                content_index=len(parts) - 1,
+                delta=text,
+                **extra,
+            )
+        )
+        return events
+
+    def _tool_delta(self, delta: ToolCallDelta) -> list[Event]:
+        events: list[Event] = []
+        item = self._open
+        if item is None or item["type"] != "function_call" or self._open_tool_index != delta.index:
+            if self._max_tool_calls is not None and self._tool_calls_seen >= self._max_tool_calls:
+                return []  # max_tool_calls: further calls are ignored, as at OpenAI
+            events.extend(self.close("completed"))
+            item = translate.function_call_item(
+                {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}},
+                "in_progress",
+            )
+            self._tool_calls_seen += 1
+            self._open_tool_index = delta.index
+            self._add(item, events)
+        if delta.name and not item["name"]:
+            item["name"] = delta.name
+        if delta.arguments:
+            item["arguments"] += delta.arguments
+            events.append(
+                self._delta_event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=len(self.output) - 1,
+                    delta=delta.arguments,
+                )
+            )
+        return events
+
+    def _open_item(self, item_type: str, events: list[Event]) -> dict[str, Any]:
+        if item_type == "message":
+            item = translate.message_item(None, None, "in_progress")
+        else:
+            item = translate.reasoning_item("")
+            item["content"] = []
+        self._add(item, events)
+        return item
+
+    def _add(self, item: dict[str, Any], events: list[Event]) -> None:
+        self.output.append(item)
+        self._open = item
+        events.append(
+            self.event(
+                "response.output_item.added",
+                output_index=len(self.output) - 1,
+                item={
+                    key: list(value) if isinstance(value, list) else value
+                    for key, value in item.items()
+                },
+            )
+        )
+
+    def _close_part(
+        self, item: dict[str, Any], index: int, content_index: int, part: dict[str, Any]
+    ) -> list[Event]:
+        done_kind, field = _PART_EVENTS[part["type"]][1], _PART_EVENTS[part["type"]][2]
+        extra: dict[str, Any] = {"logprobs": []} if part["type"] == "output_text" else {}
+        where = {"item_id": item["id"], "output_index": index, "content_index": content_index}
+        return [
+            self.event(done_kind, **where, **{field: part[field]}, **extra),
+            self.event("response.content_part.done", **where, part=dict(part)),
+        ]
+
+    def _delta_event(self, kind: str, **fields: Any) -> Event:
+        if self._obfuscate:
+            # OpenAI pads deltas with random characters so that event sizes do not reveal
+            # token lengths to someone watching encrypted traffic.
+            fields["obfuscation"] = secrets.token_urlsafe(1 + secrets.randbelow(12))[:16]
+        return self.event(kind, **fields)
+
+
+def _empty_part(part_type: str) -> dict[str, Any]:
+    if part_type == "output_text":
+        return {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    if part_type == "refusal":
+        return {"type": "refusal", "refusal": ""}
+    return {"type": "reasoning_text", "text": ""}

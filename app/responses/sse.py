@@ -1,0 +1,21 @@
+"""Server-Sent Events framing as OpenAI sends it: `event:` line, one-line JSON `data:`, blank line.
+
+No `data: [DONE]` sentinel: OpenAI's Responses streams simply close after the terminal event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.wire.codec import encoder
+
+HEADERS = {
+    "cache-control": "no-cache",
+    # Reverse proxies (nginx) buffer responses unless told not to; a buffered stream is no stream.
+    "x-accel-buffering": "no",
+}
+
+
+def frame(event: dict[str, Any]) -> bytes:
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + encoder.encode(event) + b"\n\n"

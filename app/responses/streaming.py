@@ -1,0 +1,57 @@
+"""The body of a foreground `stream: true` create: lifecycle events around the run's events.
+
+The response row is written before the terminal event is sent, so the terminal event's
+`response` is exactly what `GET /v1/responses/{id}` returns afterwards. When the client goes
+away mid-stream, the generator is cancelled or closed: the upstream call is aborted with it and
+the response is settled as `cancelled` (OpenAI cancels a foreground generation whose connection
+closes), keeping the partial output, under a shield so the write itself is not cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from app.responses import convert, runner
+from app.responses.emitter import Emitter
+from app.responses.sse import frame
+
+if TYPE_CHECKING:
+    from app.responses.service import Started
+
+TERMINAL_EVENTS = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+    "failed": "response.failed",
+}
+
+Settle = Callable[["Started", runner.Outcome], Awaitable[None]]
+
+
+async def sse_body(started: Started, settle: Settle) -> AsyncIterator[bytes]:
+    params = started.generation.params
+    options = params.stream_options
+    emitter = Emitter(
+        obfuscate=options is None or options.include_obfuscation is not False,
+        max_tool_calls=params.max_tool_calls,
+    )
+    run = runner.StreamRun(started.provider, started.generation, started.row.id, emitter)
+    snapshot = convert.to_wire(started.row, [])
+    yield frame(emitter.event("response.created", response=snapshot))
+    yield frame(emitter.event("response.in_progress", response=snapshot))
+    events = run.events()
+    try:
+        async for event in events:
+            yield frame(event)
+    except BaseException:  # cancelled, or closed at a yield: the client is gone
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
+            await settle(started, runner.cancelled(emitter.output))
+        raise
+    outcome = run.outcome
+    assert outcome is not None  # StreamRun.events() always ends with an outcome
+    await settle(started, outcome)
+    final = convert.to_wire(started.row, outcome.output)
+    yield frame(emitter.event(TERMINAL_EVENTS[outcome.status], response=final))

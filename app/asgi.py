@@ -16,6 +16,8 @@ from litestar.openapi import OpenAPIConfig
 from app import __version__
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
+from app.conversations.controller import ConversationsController
+from app.conversations.service import ConversationService
 from app.errors import ApiError
 from app.http import (
     handle_api_error,
@@ -35,6 +37,10 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 def provide_response_service(request: Request[Any, Any, Any]) -> ResponseService:
     return request.app.state.response_service  # type: ignore[no-any-return]
+
+
+def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
+    return request.app.state.conversation_service  # type: ignore[no-any-return]
 
 
 @get("/health", summary="The process is up", include_in_schema=True)
@@ -63,16 +69,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.runtime = runtime
         app.state.authenticator = Authenticator(runtime.sessions)
         app.state.response_service = ResponseService(runtime)
+        app.state.conversation_service = ConversationService(runtime.sessions)
         try:
             yield
         finally:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[ResponsesController, health, ready],
+        route_handlers=[ResponsesController, ConversationsController, health, ready],
         dependencies={
             "caller": Provide(provide_caller),
             "service": Provide(provide_response_service, sync_to_thread=False),
+            "conversations": Provide(provide_conversation_service, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,

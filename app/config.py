@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True):
     upstream_timeout_seconds: float = 600.0
     upstream_connect_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    # How long a running response's heartbeat and conversation lock hold without renewal.
+    lease_seconds: float = 30.0
 
     @property
     def is_embedded_database(self) -> bool:
@@ -64,6 +66,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_TIMEOUT", 600.0),
         upstream_connect_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_CONNECT_TIMEOUT", 10.0),
         log_level=(env.get("RAPPORT_LOG_LEVEL") or "INFO").upper(),
+        lease_seconds=_float(env, "RAPPORT_LEASE_SECONDS", 30.0),
     )
 
 

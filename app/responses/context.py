@@ -7,11 +7,13 @@ here, before anything is stored or sent, with OpenAI's messages.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import InvalidRequest
+from app.conversations import repository as conversations
+from app.errors import InvalidRequest, NotFound
 from app.responses import repository
 
 _CHAINABLE = frozenset({"completed", "incomplete", "cancelled"})
@@ -38,6 +40,34 @@ async def history(
             code="invalid_value",
         )
     return await repository.chain_item_bodies(session, project_id, previous_response_id)
+
+
+async def conversation_history(
+    session: AsyncSession,
+    project_id: str,
+    conversation_id: str,
+    response_id: str,
+    now: datetime,
+    lease_seconds: float,
+) -> list[dict[str, Any]]:
+    """Lock the conversation for `response_id`, then read its items in order (one range read).
+
+    Locking first means the items read are the ones the response continues: nobody else can
+    append a turn in between.
+    """
+    if await conversations.get(session, project_id, conversation_id) is None:
+        raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
+    if not await conversations.acquire_lease(
+        session, conversation_id, response_id, now, lease_seconds
+    ):
+        raise InvalidRequest(
+            "Another process is currently operating on this conversation. "
+            "Please retry in a few seconds.",
+            param="conversation",
+            code="conversation_locked",
+            headers={"x-should-retry": "false"},
+        )
+    return await conversations.item_bodies(session, conversation_id)
 
 
 def check_tool_pairing(context: list[dict[str, Any]]) -> None:

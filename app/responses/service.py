@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
 
 from app import ids
 from app.auth import Caller
+from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import context, convert, repository, runner, streaming
+from app.responses import context, convert, lease, repository, runner, streaming
 from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
@@ -36,6 +38,7 @@ class Started(msgspec.Struct):
     provider: Provider
     generation: GenerationRequest
     store: bool
+    input_ids: list[str]
 
 
 class ResponseService:
@@ -47,7 +50,8 @@ class ResponseService:
         """The non-streaming create: the upstream's own non-streaming call, one JSON answer."""
         started = await self.begin(caller, request)
         try:
-            outcome = await runner.run(started.provider, started.generation, started.row.id)
+            async with self.kept_alive(started):
+                outcome = await runner.run(started.provider, started.generation, started.row.id)
         except asyncio.CancelledError:
             # The server is shutting down mid-generation: settle the row before going away.
             await asyncio.shield(self.settle(started, runner.interrupted([])))
@@ -68,7 +72,7 @@ class ResponseService:
     ) -> AsyncIterator[bytes]:
         """Checks and unit of work #1 run now, so their errors are plain JSON, not SSE."""
         started = await self.begin(caller, request)
-        return streaming.sse_body(started, self.settle)
+        return streaming.sse_body(started, self)
 
     async def begin(self, caller: Caller, request: CreateResponseRequest) -> Started:
         prepared = prepare(request)
@@ -84,12 +88,24 @@ class ResponseService:
             params=request,
             tools=prepared.tools,
         )
-        return Started(row=row, provider=provider, generation=generation, store=store)
+        input_ids = [body["id"] for body in input_bodies]
+        return Started(
+            row=row, provider=provider, generation=generation, store=store, input_ids=input_ids
+        )
+
+    def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]:
+        """Heartbeat and conversation lease renewals for as long as the generation runs."""
+        return lease.kept_alive(
+            self._sessions,
+            started.row.id,
+            started.row.conversation_id,
+            self._runtime.settings.lease_seconds,
+        )
 
     async def settle(self, started: Started, outcome: runner.Outcome) -> None:
         """Record the terminal state (unit of work #2), or only apply it when nothing is stored."""
         if started.store:
-            await self._finish(started.row, outcome)
+            await self._finish(started, outcome)
         else:
             _apply(started.row, outcome.values)
 
@@ -98,7 +114,17 @@ class ResponseService:
     ) -> list[dict[str, Any]]:
         """Unit of work #1: read the history, check pairing, store the response and its input."""
         async with unit_of_work(self._sessions) as session:
-            history = await context.history(session, row.project_id, row.previous_response_id)
+            if row.conversation_id is not None:
+                history = await context.conversation_history(
+                    session,
+                    row.project_id,
+                    row.conversation_id,
+                    row.id,
+                    row.created_at,
+                    self._runtime.settings.lease_seconds,
+                )
+            else:
+                history = await context.history(session, row.project_id, row.previous_response_id)
             context.check_tool_pairing(history + input_bodies)
             if store:
                 await repository.insert_response(session, _row_values(row))
@@ -112,8 +138,13 @@ class ResponseService:
                 )
         return history
 
-    async def _finish(self, row: ResponseRow, outcome: runner.Outcome) -> None:
-        """Unit of work #2: the terminal state and the output items, together or not at all."""
+    async def _finish(self, started: Started, outcome: runner.Outcome) -> None:
+        """Unit of work #2: terminal state, output items, conversation turn — all or nothing.
+
+        A completed or incomplete response on a conversation appends its input items and then
+        its output items to it; any ending releases the conversation's lock.
+        """
+        row = started.row
         final = _apply(row, outcome.values)
         async with unit_of_work(self._sessions) as session:
             await repository.finish_response(session, row.project_id, row.id, final)
@@ -125,6 +156,11 @@ class ResponseService:
                 bodies=outcome.output,
                 created_at=utcnow(),
             )
+            if row.conversation_id is not None:
+                if outcome.status in ("completed", "incomplete"):
+                    turn = started.input_ids + [item["id"] for item in outcome.output]
+                    await conversations.append(session, row.conversation_id, turn)
+                await conversations.release_lease(session, row.conversation_id, row.id)
 
     async def retrieve(self, caller: Caller, response_id: str) -> Response:
         async with unit_of_work(self._sessions) as session:
@@ -169,7 +205,7 @@ def _new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
         model=prepared.model,
         background=False,
         previous_response_id=request.previous_response_id,
-        conversation_id=None,
+        conversation_id=prepared.conversation_id,
         params=convert.echoed_params(request, prepared.tools),
         instructions=request.instructions,
         metadata_=dict(request.metadata or {}),
@@ -204,5 +240,6 @@ def _row_values(row: ResponseRow) -> dict[str, Any]:
         "instructions": row.instructions,
         "metadata_": row.metadata_,
         "created_at": row.created_at,
+        "heartbeat_at": row.created_at,
         "attempts": row.attempts,
     }

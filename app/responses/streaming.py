@@ -9,8 +9,9 @@ closes), keeping the partial output, under a shield so the write itself is not c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -27,10 +28,16 @@ TERMINAL_EVENTS = {
     "failed": "response.failed",
 }
 
-Settle = Callable[["Started", runner.Outcome], Awaitable[None]]
+
+class Settler(Protocol):
+    """What the stream needs from the service: keep the lease alive, record the end."""
+
+    def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]: ...
+
+    async def settle(self, started: Started, outcome: runner.Outcome) -> None: ...
 
 
-async def sse_body(started: Started, settle: Settle) -> AsyncIterator[bytes]:
+async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
     params = started.generation.params
     options = params.stream_options
     emitter = Emitter(
@@ -43,15 +50,16 @@ async def sse_body(started: Started, settle: Settle) -> AsyncIterator[bytes]:
     yield frame(emitter.event("response.in_progress", response=snapshot))
     events = run.events()
     try:
-        async for event in events:
-            yield frame(event)
+        async with service.kept_alive(started):
+            async for event in events:
+                yield frame(event)
     except BaseException:  # cancelled, or closed at a yield: the client is gone
         with anyio.CancelScope(shield=True):
             await events.aclose()
-            await settle(started, runner.cancelled(emitter.output))
+            await service.settle(started, runner.cancelled(emitter.output))
         raise
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
-    await settle(started, outcome)
+    await service.settle(started, outcome)
     final = convert.to_wire(started.row, outcome.output)
     yield frame(emitter.event(TERMINAL_EVENTS[outcome.status], response=final))

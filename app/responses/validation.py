@@ -33,6 +33,7 @@ class PreparedRequest(msgspec.Struct, frozen=True):
     input_items: list[InputItem]
     tools: tuple[FunctionTool, ...]
     request: CreateResponseRequest
+    conversation_id: str | None = None
 
 
 def prepare(request: CreateResponseRequest) -> PreparedRequest:
@@ -65,10 +66,34 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
         input_items=parse_input(request.input),
         tools=tools,
         request=request,
+        conversation_id=_conversation_id(request),
     )
 
 
-def parse_input(raw: str | list[dict[str, Any]] | None) -> list[InputItem]:
+def _conversation_id(request: CreateResponseRequest) -> str | None:
+    """`conversation` may be an id or `{"id": …}`; either way it must look like an id."""
+    conversation = request.conversation
+    if conversation is None:
+        return None
+    value = conversation if isinstance(conversation, str) else conversation.id
+    if not ids.is_well_formed(value):
+        raise InvalidRequest(
+            f"Invalid 'conversation': '{value}'. Expected an ID that contains letters, numbers, "
+            "underscores, or dashes, but this value contained additional characters.",
+            param="conversation",
+            code="invalid_value",
+        )
+    if request.store is False:
+        raise InvalidRequest(
+            "A response on a conversation is added to it, so it must be stored: 'conversation' "
+            "cannot be combined with 'store': false.",
+            param="store",
+            code="invalid_value",
+        )
+    return value
+
+
+def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") -> list[InputItem]:
     """A string is one user message; a list is decoded item by item, easy messages tagged."""
     if raw is None:
         return []
@@ -76,7 +101,7 @@ def parse_input(raw: str | list[dict[str, Any]] | None) -> list[InputItem]:
         return [Message(role="user", content=raw)]
     items: list[InputItem] = []
     for index, value in enumerate(raw):
-        at = f"input[{index}]"
+        at = f"{param}[{index}]"
         kind = value.get("type")
         if kind is None and "role" in value:
             value = {**value, "type": "message"}
@@ -155,7 +180,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
         ("background", bool(request.background), "Background mode ('background': true)"),
-        ("conversation", request.conversation is not None, "The 'conversation' parameter"),
         ("truncation", request.truncation == "auto", "Automatic truncation ('truncation': 'auto')"),
         ("context_management", bool(request.context_management), "Server-side compaction"),
         ("prompt", request.prompt is not None, "Prompt templates ('prompt')"),

@@ -296,16 +296,22 @@ CROSS_FIELD_CASES = [
     ),
 ]
 
+CONVERSATION_CASES = [
+    case({"conversation": "conv bad!"}, "conversation", "invalid_value", "conversation-malformed"),
+    case(
+        {"conversation": {"id": "conv bad!"}},
+        "conversation",
+        "invalid_value",
+        "conversation-object-malformed",
+    ),
+    case(
+        {"conversation": "conv_abc", "store": False}, "store", "invalid_value", "conv-store-false"
+    ),
+]
+
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
     case({"background": True}, "background", "unsupported_parameter", "background"),
-    case({"conversation": "conv_abc"}, "conversation", "unsupported_parameter", "conversation"),
-    case(
-        {"conversation": {"id": "conv_abc"}},
-        "conversation",
-        "unsupported_parameter",
-        "conversation-object",
-    ),
     case({"truncation": "auto"}, "truncation", "unsupported_parameter", "truncation-auto"),
     case(
         {"context_management": [{"type": "compaction"}]},
@@ -377,7 +383,7 @@ async def assert_no_side_effects(
 
 @pytest.mark.parametrize(
     ("overrides", "param", "code"),
-    FIELD_CASES + INPUT_CASES + TOOL_CASES + CROSS_FIELD_CASES + NOT_YET_CASES,
+    FIELD_CASES + INPUT_CASES + TOOL_CASES + CROSS_FIELD_CASES + CONVERSATION_CASES + NOT_YET_CASES,
 )
 async def test_create_rejects(
     client: AsyncOpenAI,

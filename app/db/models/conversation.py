@@ -19,6 +19,13 @@ class Conversation(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The seq the next appended item gets: an UPDATE … RETURNING on this column hands out seq
+    # ranges atomically, so concurrent appends never collide on (conversation_id, seq).
+    next_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The conversation lock: the response running on it and until when its lease holds. The
+    # holder renews the lease while it runs; a holder that dies lets it lapse by itself.
+    active_response_id: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ConversationItem(Base):

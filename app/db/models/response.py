@@ -16,6 +16,7 @@ class ResponseRow(Base):
     __table_args__ = (
         sa.Index("ix_responses_project_created", "project_id", "created_at"),
         sa.Index("ix_responses_previous_response_id", "previous_response_id"),
+        sa.Index("ix_responses_conversation_id", "conversation_id"),
         sa.Index(
             "ix_responses_status_active",
             "status",

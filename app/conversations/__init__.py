@@ -1,0 +1,1 @@
+"""The Conversations API: conversations as ordered references to stored items."""

@@ -1,0 +1,177 @@
+"""All SQL of conversations: rows, the ordered item references, and the conversation lease.
+
+A conversation's order lives in `conversation_items` (seq → item id); items themselves are
+stored once in `items`. Reading a conversation's context is one keyset range read over the
+(conversation_id, seq) primary key joined to `items`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Conversation, ConversationItem, Item
+from app.db.scoping import owned
+from app.pagination import PageRequest
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(sa.insert(Conversation), [values])
+
+
+async def get(session: AsyncSession, project_id: str, conversation_id: str) -> Conversation | None:
+    statement = owned(sa.select(Conversation), Conversation, project_id)
+    row: Conversation | None = await session.scalar(
+        statement.where(Conversation.id == conversation_id)
+    )
+    return row
+
+
+async def update_metadata(
+    session: AsyncSession, project_id: str, conversation_id: str, metadata: dict[str, str]
+) -> bool:
+    result = await session.execute(
+        owned(sa.update(Conversation), Conversation, project_id)
+        .where(Conversation.id == conversation_id)
+        .values(metadata_=metadata)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def soft_delete(
+    session: AsyncSession, project_id: str, conversation_id: str, at: datetime
+) -> bool:
+    result = await session.execute(
+        owned(sa.update(Conversation), Conversation, project_id)
+        .where(Conversation.id == conversation_id)
+        .values(deleted_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def append(session: AsyncSession, conversation_id: str, item_ids: Sequence[str]) -> None:
+    """Append item references in order; the seq range comes from one atomic counter bump."""
+    if not item_ids:
+        return
+    end = await session.scalar(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(next_seq=Conversation.next_seq + len(item_ids))
+        .returning(Conversation.next_seq)
+    )
+    assert end is not None  # the caller has just read this conversation
+    start = end - len(item_ids)
+    await session.execute(
+        sa.insert(ConversationItem),
+        [
+            {"conversation_id": conversation_id, "seq": start + offset, "item_id": item_id}
+            for offset, item_id in enumerate(item_ids)
+        ],
+    )
+
+
+async def item_bodies(session: AsyncSession, conversation_id: str) -> list[dict[str, Any]]:
+    """The whole conversation, oldest first: the context a response on it continues from."""
+    rows = await session.scalars(
+        sa.select(Item.body)
+        .join(ConversationItem, ConversationItem.item_id == Item.id)
+        .where(ConversationItem.conversation_id == conversation_id)
+        .order_by(ConversationItem.seq)
+    )
+    return list(rows)
+
+
+async def page_items(
+    session: AsyncSession, conversation_id: str, page: PageRequest
+) -> list[dict[str, Any]] | None:
+    """`limit + 1` item bodies past the cursor; None when the cursor is not in this conversation."""
+    statement = (
+        sa.select(Item.body)
+        .join(ConversationItem, ConversationItem.item_id == Item.id)
+        .where(ConversationItem.conversation_id == conversation_id)
+    )
+    descending = page.order == "desc"
+    if page.after is not None:
+        seq = await _seq_of(session, conversation_id, page.after)
+        if seq is None:
+            return None
+        statement = statement.where(
+            ConversationItem.seq < seq if descending else ConversationItem.seq > seq
+        )
+    order = ConversationItem.seq.desc() if descending else ConversationItem.seq.asc()
+    rows = await session.scalars(statement.order_by(order).limit(page.limit + 1))
+    return list(rows)
+
+
+async def get_item(
+    session: AsyncSession, conversation_id: str, item_id: str
+) -> dict[str, Any] | None:
+    body: dict[str, Any] | None = await session.scalar(
+        sa.select(Item.body)
+        .join(ConversationItem, ConversationItem.item_id == Item.id)
+        .where(ConversationItem.conversation_id == conversation_id, Item.id == item_id)
+        .limit(1)
+    )
+    return body
+
+
+async def remove_item(session: AsyncSession, conversation_id: str, item_id: str) -> bool:
+    """Drop the reference; the item itself stays (a response may still list it as input)."""
+    result = await session.execute(
+        sa.delete(ConversationItem).where(
+            ConversationItem.conversation_id == conversation_id,
+            ConversationItem.item_id == item_id,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def acquire_lease(
+    session: AsyncSession, conversation_id: str, response_id: str, now: datetime, seconds: float
+) -> bool:
+    """Take the conversation for `response_id` unless a live lease is held by another."""
+    result = await session.execute(
+        sa.update(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            sa.or_(
+                Conversation.active_response_id.is_(None),
+                Conversation.lease_expires_at < now,
+            ),
+        )
+        .values(active_response_id=response_id, lease_expires_at=now + timedelta(seconds=seconds))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def renew_lease(
+    session: AsyncSession, conversation_id: str, response_id: str, until: datetime
+) -> bool:
+    result = await session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.active_response_id == response_id)
+        .values(lease_expires_at=until)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_lease(session: AsyncSession, conversation_id: str, response_id: str) -> None:
+    await session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.active_response_id == response_id)
+        .values(active_response_id=None, lease_expires_at=None)
+    )
+
+
+async def _seq_of(session: AsyncSession, conversation_id: str, item_id: str) -> int | None:
+    seq: int | None = await session.scalar(
+        sa.select(ConversationItem.seq).where(
+            ConversationItem.conversation_id == conversation_id,
+            ConversationItem.item_id == item_id,
+        )
+    )
+    return seq

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +27,9 @@ from app.http import (
     handle_unexpected,
     request_id_middleware,
 )
+from app.queue.sweeper import sweep_forever
+from app.responses import jobs
+from app.responses.background import BackgroundResponses
 from app.responses.controller import ResponsesController
 from app.responses.service import ResponseService
 from app.runtime import Runtime
@@ -37,6 +42,10 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 def provide_response_service(request: Request[Any, Any, Any]) -> ResponseService:
     return request.app.state.response_service  # type: ignore[no-any-return]
+
+
+def provide_background(request: Request[Any, Any, Any]) -> BackgroundResponses:
+    return request.app.state.background  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -57,7 +66,13 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
             await connection.execute(sa.text("SELECT 1"))
     except Exception as exc:
         raise HTTPException(status_code=503, detail="The database is not reachable.") from exc
-    return {"status": "ready", "database_ms": round((time.perf_counter() - started) * 1000, 2)}
+    database_ms = round((time.perf_counter() - started) * 1000, 2)
+    if runtime.redis is not None:
+        try:
+            await runtime.redis.ping()
+        except Exception as exc:
+            raise HTTPException(status_code=503, detail="Redis is not reachable.") from exc
+    return {"status": "ready", "database_ms": database_ms, "queue": type(runtime.queue).__name__}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -68,11 +83,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         app.state.authenticator = Authenticator(runtime.sessions)
-        app.state.response_service = ResponseService(runtime)
+        responses = ResponseService(runtime)
+        app.state.response_service = responses
+        app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
+        sweeper: asyncio.Task[None] | None = None
+        if runtime.redis is None:
+            # The embedded default runs background jobs, and repairs them, in this process.
+            runtime.local_job = functools.partial(jobs.run_job, runtime, responses)
+            sweeper = asyncio.create_task(sweep_forever(runtime))
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             await runtime.close()
 
     return Litestar(
@@ -80,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "caller": Provide(provide_caller),
             "service": Provide(provide_response_service, sync_to_thread=False),
+            "background": Provide(provide_background, sync_to_thread=False),
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
         },
         exception_handlers={

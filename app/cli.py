@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=_serve)
 
+    worker = commands.add_parser("worker", help="run background jobs from Redis")
+    worker.add_argument("--concurrency", type=int, default=16)
+    worker.set_defaults(handler=_worker)
+
     db = commands.add_parser("db", help="database migrations").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -78,6 +82,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         server_header=False,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app import logs
+    from app.queue.worker import run_worker
+
+    if not settings.redis_url:
+        print(
+            "rapport: the worker needs RAPPORT_REDIS_URL; without it `rapport serve` runs "
+            "background jobs itself",
+            file=sys.stderr,
+        )
+        return 2
+    logs.configure(settings.log_level)
+    if settings.is_embedded_database:
+        migrate(settings.database_url, "head")
+    asyncio.run(run_worker(settings, args.concurrency))
     return 0
 
 

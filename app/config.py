@@ -46,6 +46,12 @@ class Settings(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     # How long a running response's heartbeat and conversation lock hold without renewal.
     lease_seconds: float = 30.0
+    # How long a background response's events stay replayable after it ends.
+    event_ttl_seconds: float = 600.0
+    # How often a background response is tried before it is failed for good.
+    max_attempts: int = 3
+    # A queued response nobody has taken for this long is enqueued again (the queue lost it).
+    requeue_after_seconds: float = 15.0
 
     @property
     def is_embedded_database(self) -> bool:
@@ -67,6 +73,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_connect_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_CONNECT_TIMEOUT", 10.0),
         log_level=(env.get("RAPPORT_LOG_LEVEL") or "INFO").upper(),
         lease_seconds=_float(env, "RAPPORT_LEASE_SECONDS", 30.0),
+        event_ttl_seconds=_float(env, "RAPPORT_EVENT_TTL_SECONDS", 600.0),
+        max_attempts=int(_float(env, "RAPPORT_MAX_ATTEMPTS", 3)),
+        requeue_after_seconds=_float(env, "RAPPORT_REQUEUE_AFTER_SECONDS", 15.0),
     )
 
 

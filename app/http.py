@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ids
-from app.errors import ApiError, ErrorBody, ErrorEnvelope, invalid_value
+from app.errors import ApiError, ErrorBody, ErrorEnvelope, InvalidRequest, invalid_value
 from app.wire import codec
 from app.wire.common import INCLUDE_VALUES
 
@@ -99,3 +99,36 @@ def include_param(request: Request[Any, Any, Any]) -> list[str]:
         if value not in INCLUDE_VALUES:
             raise invalid_value(f"include[{index}]", value, sorted(INCLUDE_VALUES))
     return values
+
+
+def bool_param(raw: str | None, name: str, default: bool = False) -> bool:
+    """`true`/`false` as the SDK sends booleans in a query; OpenAI refuses `1` and `yes`."""
+    if raw is None:
+        return default
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise InvalidRequest(
+        f"Invalid value for '{name}': expected a boolean ('true' or 'false'), got '{raw}'.",
+        param=name,
+        code="invalid_type",
+    )
+
+
+def int_param(raw: str | None, name: str, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid type for '{name}': expected an integer, but got '{raw}' instead.",
+            param=name,
+            code="invalid_type",
+        ) from None
+    if value < -1:
+        raise InvalidRequest(
+            f"Invalid '{name}': integer below minimum value. Expected a value at least -1.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    return value

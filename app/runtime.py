@@ -1,18 +1,26 @@
 """Process resources, built once and the same way by the API server and the worker.
 
-The engine and its pool, the sessionmaker, one httpx.AsyncClient for every upstream call and
-the provider registry. Nothing here is request-scoped, so a streaming body that outlives its
+The engine and its pool, the sessionmaker, one httpx.AsyncClient for every upstream call, the
+provider registry, and the job queue and event log (Redis when RAPPORT_REDIS_URL is set, else
+their in-process twins). Nothing here is request-scoped, so a streaming body that outlives its
 request can still use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
+import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.session import create_engine, create_sessionmaker
 from app.providers.registry import ProviderRegistry
+from app.queue.base import JobQueue
+from app.queue.local import LocalQueue
+from app.queue.redis import RedisJobQueue
+from app.responses.event_log import EventLog, MemoryEventLog, RedisEventLog
 
 
 class Runtime:
@@ -29,7 +37,27 @@ class Runtime:
             follow_redirects=False,
         )
         self.providers = ProviderRegistry(settings, self.http)
+        self.redis: aioredis.Redis | None = None
+        self.event_log: EventLog
+        self.queue: JobQueue
+        if settings.redis_url:
+            self.redis = aioredis.from_url(settings.redis_url)
+            self.event_log = RedisEventLog(self.redis)
+            self.queue = RedisJobQueue(self.redis)
+        else:
+            self.event_log = MemoryEventLog()
+            self.queue = LocalQueue(self._run_local_job)
+        # Set by the process that runs jobs in process (the embedded default's API server).
+        self.local_job: Callable[[str], Awaitable[None]] | None = None
+
+    async def _run_local_job(self, response_id: str) -> None:
+        if self.local_job is None:
+            raise RuntimeError("no in-process job runner is wired")
+        await self.local_job(response_id)
 
     async def close(self) -> None:
+        await self.queue.close()
         await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()

@@ -140,6 +140,7 @@ async def acquire_lease(
             Conversation.id == conversation_id,
             sa.or_(
                 Conversation.active_response_id.is_(None),
+                Conversation.active_response_id == response_id,
                 Conversation.lease_expires_at < now,
             ),
         )

@@ -6,6 +6,7 @@ or ill-typed body gets OpenAI's error object with the offending `param`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
@@ -14,16 +15,20 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from app.auth import Caller
-from app.errors import not_supported
-from app.http import include_param
+from app.http import bool_param, include_param, int_param
 from app.pagination import page_request
 from app.responses import sse
+from app.responses.background import BackgroundResponses
 from app.responses.service import ResponseService
 from app.wire import codec
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.responses import CreateResponseRequest, Response
 
 AnyRequest = Request[Any, Any, Any]
+
+
+def _sse(events: AsyncIterator[bytes]) -> Stream:
+    return Stream(events, media_type="text/event-stream", headers=sse.HEADERS)
 
 
 class ResponsesController(Controller):
@@ -36,11 +41,15 @@ class ResponsesController(Controller):
         request: AnyRequest,
         caller: NamedDependency[Caller],
         service: NamedDependency[ResponseService],
+        background: NamedDependency[BackgroundResponses],
     ) -> Response | Stream:
         body = codec.decode(await request.body(), CreateResponseRequest)
+        if body.background and body.stream:
+            return _sse(await background.create_stream(caller, body))
+        if body.background:
+            return await background.create(caller, body)
         if body.stream:
-            events = await service.create_stream(caller, body)
-            return Stream(events, media_type="text/event-stream", headers=sse.HEADERS)
+            return _sse(await service.create_stream(caller, body))
         return await service.create(caller, body)
 
     @get("/{response_id:str}", summary="Retrieve a model response")
@@ -50,11 +59,24 @@ class ResponsesController(Controller):
         response_id: FromPath[str],
         caller: NamedDependency[Caller],
         service: NamedDependency[ResponseService],
-    ) -> Response:
+        background: NamedDependency[BackgroundResponses],
+    ) -> Response | Stream:
         include_param(request)
-        if request.query_params.get("stream") == "true":
-            raise not_supported("stream", "Streaming a stored response ('stream=true')")
+        query = request.query_params
+        if bool_param(query.get("stream"), "stream"):
+            after = int_param(query.get("starting_after"), "starting_after", default=-1)
+            obfuscate = bool_param(query.get("include_obfuscation"), "include_obfuscation", True)
+            return _sse(await background.stream(caller, response_id, after, obfuscate))
         return await service.retrieve(caller, response_id)
+
+    @post("/{response_id:str}/cancel", status_code=200, summary="Cancel a background response")
+    async def cancel(
+        self,
+        response_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        background: NamedDependency[BackgroundResponses],
+    ) -> Response:
+        return await background.cancel(caller, response_id)
 
     @delete("/{response_id:str}", status_code=200, summary="Delete a model response")
     async def remove(

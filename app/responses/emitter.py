@@ -38,9 +38,11 @@ _PART_EVENTS = {
 
 
 class Emitter:
-    def __init__(self, *, obfuscate: bool = True, max_tool_calls: int | None = None) -> None:
+    def __init__(
+        self, *, obfuscate: bool = True, max_tool_calls: int | None = None, first_sequence: int = 0
+    ) -> None:
         self.output: list[dict[str, Any]] = []
-        self._sequence = 0
+        self._sequence = first_sequence
         self._obfuscate = obfuscate
         self._max_tool_calls = max_tool_calls
         self._open: dict[str, Any] | None = None

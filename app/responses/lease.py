@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -32,8 +32,16 @@ async def kept_alive(
     response_id: str,
     conversation_id: str | None,
     lease_seconds: float,
+    on_lost: Callable[[], object] | None = None,
 ) -> AsyncIterator[None]:
-    task = asyncio.create_task(_renew(sessions, response_id, conversation_id, lease_seconds))
+    """Renew while the body runs; `on_lost` is called if the row stops being in_progress.
+
+    A background run passes a callback that cancels itself: its response was cancelled, or
+    the sweeper gave it to another worker after missed heartbeats.
+    """
+    task = asyncio.create_task(
+        _renew(sessions, response_id, conversation_id, lease_seconds, on_lost)
+    )
     try:
         yield
     finally:
@@ -47,17 +55,21 @@ async def _renew(
     response_id: str,
     conversation_id: str | None,
     lease_seconds: float,
+    on_lost: Callable[[], object] | None,
 ) -> None:
     while True:
         await asyncio.sleep(lease_seconds / 3)
         now = utcnow()
         try:
             async with unit_of_work(sessions) as session:
-                await session.execute(
+                result = await session.execute(
                     sa.update(ResponseRow)
-                    .where(ResponseRow.id == response_id)
+                    .where(ResponseRow.id == response_id, ResponseRow.status == "in_progress")
                     .values(heartbeat_at=now)
                 )
+                if not result.rowcount and on_lost is not None:  # type: ignore[attr-defined]
+                    on_lost()
+                    return
                 if conversation_id is not None:
                     until = now + timedelta(seconds=lease_seconds)
                     await conversations.renew_lease(session, conversation_id, response_id, until)

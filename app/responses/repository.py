@@ -78,10 +78,12 @@ async def get_response(
     return row
 
 
-async def get_output_bodies(session: AsyncSession, response_id: str) -> list[dict[str, Any]]:
+async def get_bodies(
+    session: AsyncSession, response_id: str, side: str = OUTPUT
+) -> list[dict[str, Any]]:
     rows = await session.scalars(
         sa.select(Item.body)
-        .where(Item.response_id == response_id, Item.side == OUTPUT)
+        .where(Item.response_id == response_id, Item.side == side)
         .order_by(Item.position)
     )
     return list(rows)

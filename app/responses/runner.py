@@ -96,6 +96,10 @@ class StreamRun:
         self.outcome = _settled(result, None)  # the emitter already applied max_tool_calls
 
 
+def failed_outcome(code: str, message: str) -> Outcome:
+    return _failed(code, message, None, [])
+
+
 def interrupted(output: list[dict[str, Any]]) -> Outcome:
     """A run cut short by shutdown: failed, with a message saying so and the partial output."""
     message = "The server shut down before the model finished."

@@ -8,7 +8,7 @@ input; #2 stores the terminal state and the output. With `store: false` neither 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -29,6 +29,9 @@ from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
+
+# How long a queued background response holds its conversation before a worker renews it.
+QUEUED_LEASE_SECONDS = 600.0
 
 
 class Started(msgspec.Struct):
@@ -93,13 +96,16 @@ class ResponseService:
             row=row, provider=provider, generation=generation, store=store, input_ids=input_ids
         )
 
-    def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]:
+    def kept_alive(
+        self, started: Started, on_lost: Callable[[], object] | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Heartbeat and conversation lease renewals for as long as the generation runs."""
         return lease.kept_alive(
             self._sessions,
             started.row.id,
             started.row.conversation_id,
             self._runtime.settings.lease_seconds,
+            on_lost,
         )
 
     async def settle(self, started: Started, outcome: runner.Outcome) -> None:
@@ -115,13 +121,16 @@ class ResponseService:
         """Unit of work #1: read the history, check pairing, store the response and its input."""
         async with unit_of_work(self._sessions) as session:
             if row.conversation_id is not None:
+                # A queued background response holds the conversation until a worker takes
+                # it and renews the lease like any running response.
+                seconds = self._runtime.settings.lease_seconds
                 history = await context.conversation_history(
                     session,
                     row.project_id,
                     row.conversation_id,
                     row.id,
                     row.created_at,
-                    self._runtime.settings.lease_seconds,
+                    QUEUED_LEASE_SECONDS if row.background else seconds,
                 )
             else:
                 history = await context.history(session, row.project_id, row.previous_response_id)
@@ -147,7 +156,8 @@ class ResponseService:
         row = started.row
         final = _apply(row, outcome.values)
         async with unit_of_work(self._sessions) as session:
-            await repository.finish_response(session, row.project_id, row.id, final)
+            if not await repository.finish_response(session, row.project_id, row.id, final):
+                return  # already ended elsewhere (cancelled, or settled by the sweeper)
             await repository.insert_items(
                 session,
                 project_id=row.project_id,
@@ -167,7 +177,7 @@ class ResponseService:
             row = await repository.get_response(session, caller.project_id, response_id)
             if row is None:
                 raise response_not_found(response_id)
-            output = await repository.get_output_bodies(session, response_id)
+            output = await repository.get_bodies(session, response_id)
         return convert.to_wire(row, output)
 
     async def delete(self, caller: Caller, response_id: str) -> DeletedObject:
@@ -198,12 +208,17 @@ def response_item_not_found(item_id: str) -> NotFound:
 
 def _new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
     request = prepared.request
+    background = bool(request.background)
     return ResponseRow(
         id=ids.new_id(ids.RESPONSE),
         project_id=caller.project_id,
-        status="in_progress",
+        status="queued" if background else "in_progress",
         model=prepared.model,
-        background=False,
+        background=background,
+        # A background response runs later, maybe in another process: keep its request.
+        request=msgspec.to_builtins(msgspec.structs.replace(request, input=None))
+        if background
+        else None,
         previous_response_id=request.previous_response_id,
         conversation_id=prepared.conversation_id,
         params=convert.echoed_params(request, prepared.tools),
@@ -238,6 +253,7 @@ def _row_values(row: ResponseRow) -> dict[str, Any]:
         "conversation_id": row.conversation_id,
         "params": row.params,
         "instructions": row.instructions,
+        "request": row.request,
         "metadata_": row.metadata_,
         "created_at": row.created_at,
         "heartbeat_at": row.created_at,

@@ -10,6 +10,8 @@ from typing import Any
 from app.wire.codec import encoder
 
 HEADERS = {
+    # Set explicitly: Litestar would otherwise take the route's JSON media type.
+    "content-type": "text/event-stream",
     "cache-control": "no-cache",
     # Reverse proxies (nginx) buffer responses unless told not to; a buffered stream is no stream.
     "x-accel-buffering": "no",

@@ -49,17 +49,20 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
     yield frame(emitter.event("response.created", response=snapshot))
     yield frame(emitter.event("response.in_progress", response=snapshot))
     events = run.events()
+    outcome: runner.Outcome | None = None
     try:
         async with service.kept_alive(started):
             async for event in events:
                 yield frame(event)
+        outcome = run.outcome
+        assert outcome is not None  # StreamRun.events() always ends with an outcome
+        with anyio.CancelScope(shield=True):  # a disconnect now must not cut the write short
+            await service.settle(started, outcome)
     except BaseException:  # cancelled, or closed at a yield: the client is gone
-        with anyio.CancelScope(shield=True):
-            await events.aclose()
-            await service.settle(started, runner.cancelled(emitter.output))
+        if outcome is None:
+            with anyio.CancelScope(shield=True):
+                await events.aclose()
+                await service.settle(started, runner.cancelled(emitter.output))
         raise
-    outcome = run.outcome
-    assert outcome is not None  # StreamRun.events() always ends with an outcome
-    await service.settle(started, outcome)
     final = convert.to_wire(started.row, outcome.output)
     yield frame(emitter.event(TERMINAL_EVENTS[outcome.status], response=final))

@@ -179,7 +179,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
-        ("background", bool(request.background), "Background mode ('background': true)"),
         ("truncation", request.truncation == "auto", "Automatic truncation ('truncation': 'auto')"),
         ("context_management", bool(request.context_management), "Server-side compaction"),
         ("prompt", request.prompt is not None, "Prompt templates ('prompt')"),

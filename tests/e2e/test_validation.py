@@ -311,7 +311,6 @@ CONVERSATION_CASES = [
 
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
-    case({"background": True}, "background", "unsupported_parameter", "background"),
     case({"truncation": "auto"}, "truncation", "unsupported_parameter", "truncation-auto"),
     case(
         {"context_management": [{"type": "compaction"}]},

@@ -36,6 +36,9 @@ class ResponseRow(Base):
     # them; one JSON column rather than twenty, since they are only ever read back whole.
     params: Mapped[dict[str, Any]] = mapped_column(Json)
     instructions: Mapped[str | None] = mapped_column(sa.Text)
+    # The create body (less `input`, which is stored as items) of a background response: the
+    # worker rebuilds the generation from it, possibly in another process, after a crash.
+    request: Mapped[dict[str, Any] | None] = mapped_column(Json)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json)
     usage: Mapped[dict[str, Any] | None] = mapped_column(Json)
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)

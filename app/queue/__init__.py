@@ -1,0 +1,1 @@
+"""Background jobs: the queue protocol, Redis (saq) and in-process queues, worker, sweeper."""

@@ -1,0 +1,46 @@
+"""The Redis queue, on saq: at-least-once delivery, dedupe by job key, one job = one response id.
+
+saq brings the worker loop, concurrency and blocking dequeue; Rapport keeps the states in
+Postgres. Aborts travel on a Redis pub/sub channel that every worker listens to, so a cancel
+reaches the process running the response at once, whatever key its job was enqueued under.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from saq import Queue
+
+QUEUE_NAME = "rapport"
+JOB_FUNCTION = "run_response"
+CANCEL_CHANNEL = "rapport:cancel"
+# Postgres is the record of a run; saq only needs to remember a finished job long enough to
+# refuse a duplicate enqueue of the same key.
+JOB_TTL_SECONDS = 600
+
+
+def make_saq_queue(client: aioredis.Redis) -> Queue:
+    from saq.queue.redis import RedisQueue
+
+    return RedisQueue(client, name=QUEUE_NAME)
+
+
+class RedisJobQueue:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self.saq = make_saq_queue(client)
+
+    async def enqueue(self, response_id: str, *, key: str | None = None) -> None:
+        await self.saq.enqueue(
+            JOB_FUNCTION,
+            key=key or response_id,
+            response_id=response_id,
+            timeout=0,  # runs are bounded by the upstream timeout, not by saq
+            retries=1,  # retries are decided by the sweeper against the database
+            ttl=JOB_TTL_SECONDS,
+        )
+
+    async def abort(self, response_id: str) -> None:
+        await self._redis.publish(CANCEL_CHANNEL, response_id)
+
+    async def close(self) -> None:
+        """The Redis client belongs to the runtime, which closes it."""

@@ -1,0 +1,140 @@
+"""Repairs what crashes and lost queues leave behind, so every response reaches an ending.
+
+    queued, untouched for requeue_after     → enqueued again (the queue lost it, or never got it)
+    in_progress, heartbeat older than lease → background: queued again while attempts remain,
+                                              else failed; foreground: failed (its client is gone)
+
+Every repair is a conditional UPDATE on the stale state, so any number of sweepers (one per
+worker, plus the embedded server) can run at once without doing a repair twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.conversations import repository as conversations
+from app.db.base import utcnow
+from app.db.models import ResponseRow
+from app.db.session import unit_of_work
+from app.runtime import Runtime
+
+log = logging.getLogger("rapport.sweeper")
+
+BATCH = 200
+GAVE_UP = "The run of this response stopped {attempts} times without finishing; giving up."
+ORPHANED = "The server handling this response stopped before the model finished."
+
+
+async def sweep_once(runtime: Runtime) -> dict[str, int]:
+    requeued = await _requeue_forgotten(runtime)
+    retried, failed = await _settle_stale(runtime)
+    if requeued or retried or failed:
+        log.info(f"swept: {requeued} requeued, {retried} retried, {failed} failed")
+    return {"requeued": requeued, "retried": retried, "failed": failed}
+
+
+async def sweep_forever(runtime: Runtime, every_seconds: float | None = None) -> None:
+    interval = every_seconds or max(0.5, runtime.settings.requeue_after_seconds / 3)
+    while True:
+        with contextlib.suppress(Exception):  # a failed sweep is retried at the next tick
+            await sweep_once(runtime)
+        await asyncio.sleep(interval)
+
+
+async def _requeue_forgotten(runtime: Runtime) -> int:
+    now = utcnow()
+    cutoff = now - timedelta(seconds=runtime.settings.requeue_after_seconds)
+    async with unit_of_work(runtime.sessions) as session:
+        ids = (
+            await session.scalars(
+                sa.update(ResponseRow)
+                .where(ResponseRow.id.in_(_stale("queued", cutoff)))
+                .where(ResponseRow.status == "queued", ResponseRow.heartbeat_at < cutoff)
+                .values(heartbeat_at=now)
+                .returning(ResponseRow.id)
+            )
+        ).all()
+    bucket = int(now.timestamp() // runtime.settings.requeue_after_seconds)
+    for response_id in ids:
+        await runtime.queue.enqueue(response_id, key=f"{response_id}@{bucket}")
+    return len(ids)
+
+
+async def _settle_stale(runtime: Runtime) -> tuple[int, int]:
+    settings = runtime.settings
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.lease_seconds)
+    async with unit_of_work(runtime.sessions) as session:
+        stale = (
+            await session.execute(
+                sa.select(
+                    ResponseRow.id,
+                    ResponseRow.background,
+                    ResponseRow.attempts,
+                    ResponseRow.conversation_id,
+                ).where(ResponseRow.id.in_(_stale("in_progress", cutoff)))
+            )
+        ).all()
+    retried = failed = 0
+    for row in stale:
+        if row.background and row.attempts < settings.max_attempts:
+            retried += await _retry(runtime, row.id, cutoff)
+        else:
+            message = GAVE_UP.format(attempts=row.attempts) if row.background else ORPHANED
+            failed += await _fail(runtime, row.id, row.conversation_id, cutoff, message)
+    return retried, failed
+
+
+def _stale(status: str, cutoff: object) -> sa.Select[Any]:
+    return (
+        sa.select(ResponseRow.id)
+        .where(ResponseRow.status == status, ResponseRow.heartbeat_at < cutoff)
+        .limit(BATCH)
+    )
+
+
+async def _retry(runtime: Runtime, response_id: str, cutoff: object) -> int:
+    async with unit_of_work(runtime.sessions) as session:
+        result = await session.execute(
+            sa.update(ResponseRow)
+            .where(
+                ResponseRow.id == response_id,
+                ResponseRow.status == "in_progress",
+                ResponseRow.heartbeat_at < cutoff,
+            )
+            .values(status="queued", heartbeat_at=utcnow())
+        )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return 0
+    from app.responses.jobs import ANNOUNCED_EVENTS  # the jobs module imports the runtime
+
+    await runtime.event_log.truncate(response_id, ANNOUNCED_EVENTS)
+    await runtime.queue.enqueue(response_id, key=f"{response_id}@retry{utcnow().timestamp():.0f}")
+    return 1
+
+
+async def _fail(
+    runtime: Runtime, response_id: str, conversation_id: str | None, cutoff: object, message: str
+) -> int:
+    async with unit_of_work(runtime.sessions) as session:
+        result = await session.execute(
+            sa.update(ResponseRow)
+            .where(
+                ResponseRow.id == response_id,
+                ResponseRow.status == "in_progress",
+                ResponseRow.heartbeat_at < cutoff,
+            )
+            .values(status="failed", error={"code": "server_error", "message": message})
+        )
+        if result.rowcount and conversation_id is not None:  # type: ignore[attr-defined]
+            await conversations.release_lease(session, conversation_id, response_id)
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return 0
+    await runtime.event_log.end(response_id, runtime.settings.event_ttl_seconds)
+    return 1

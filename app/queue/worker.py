@@ -1,0 +1,89 @@
+"""`rapport worker`: runs background responses from the Redis queue, N at a time.
+
+saq's Worker does the dequeuing and the concurrency. Beside it run a listener for cancels (a
+cancel published by any API process cancels the run here at once) and a sweeper. SIGTERM stops
+taking jobs; runs still going are interrupted and their responses given back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from saq import Worker
+
+from app.config import Settings
+from app.queue.redis import CANCEL_CHANNEL, JOB_FUNCTION, RedisJobQueue
+from app.queue.sweeper import sweep_forever
+from app.responses import jobs
+from app.responses.service import ResponseService
+from app.runtime import Runtime
+
+log = logging.getLogger("rapport.worker")
+
+
+async def run_worker(settings: Settings, concurrency: int) -> None:
+    runtime = Runtime(settings)
+    assert isinstance(runtime.queue, RedisJobQueue)  # the CLI refuses to start without Redis
+    responses = ResponseService(runtime)
+    running: dict[str, asyncio.Task[None]] = {}
+
+    async def run_response(_ctx: Any, *, response_id: str) -> None:
+        # The run is a task of its own, so a cancel stops it without cancelling saq's task
+        # (saq would then count the job as aborted and wait on it at shutdown).
+        run = asyncio.create_task(jobs.run_job(runtime, responses, response_id))
+        running[response_id] = run
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            if run.cancelled() and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                return  # cancelled by a cancel request: the run settled itself
+            run.cancel()  # the worker is shutting down: interrupt the run too
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+            raise
+        finally:
+            running.pop(response_id, None)
+
+    worker = Worker(
+        runtime.queue.saq,
+        functions=[(JOB_FUNCTION, run_response)],
+        concurrency=concurrency,
+        shutdown_grace_period_s=0,
+        cancellation_hard_deadline_s=5.0,
+    )
+    helpers = [
+        asyncio.create_task(_listen_for_cancels(runtime, running)),
+        asyncio.create_task(sweep_forever(runtime)),
+    ]
+    log.info(f"worker started, concurrency {concurrency}")
+    try:
+        await worker.start()  # returns on SIGTERM/SIGINT (saq installs the handlers)
+    finally:
+        log.info("worker stopped")
+        for task in helpers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await runtime.close()
+
+
+async def _listen_for_cancels(runtime: Runtime, running: dict[str, asyncio.Task[Any]]) -> None:
+    assert runtime.redis is not None
+    while True:
+        try:
+            async with runtime.redis.pubsub() as pubsub:
+                await pubsub.subscribe(CANCEL_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    task = running.get(message["data"].decode())
+                    if task is not None:
+                        task.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (Redis went away: resubscribe shortly)
+            log.warning("cancel listener lost Redis", extra={"error_kind": type(exc).__name__})
+            await asyncio.sleep(1)

@@ -1,0 +1,147 @@
+"""Every event of a background response, kept for replay and live tailing.
+
+Redis: one Stream per response (`rapport:events:<id>`), entry id `0-<sequence_number + 1>`, so a
+replay after N is an XRANGE from `0-(N+2)` and a live tail is XREAD BLOCK from the last id seen.
+Embedded default: the same contract in process memory, for the single-process SQLite setup.
+
+The log ends with an internal `rapport.end` entry (never sent to clients): tailers stop there
+whatever the ending was, including a cancel, for which OpenAI has no stream event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+import msgspec
+import redis.asyncio as aioredis
+
+from app.wire.codec import encoder
+
+END = "rapport.end"
+_BLOCK_MS = 5_000
+
+
+class EventLog(Protocol):
+    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None: ...
+
+    async def end(self, response_id: str, ttl_seconds: float) -> None:
+        """Mark the log complete; it is dropped `ttl_seconds` later."""
+        ...
+
+    async def truncate(self, response_id: str, keep: int) -> None:
+        """Keep only the first `keep` events (a retried attempt starts again after them)."""
+        ...
+
+    def follow(self, response_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        """Events with sequence_number > `after`, then live ones, until the end marker."""
+        ...
+
+    async def exists(self, response_id: str) -> bool: ...
+
+
+class RedisEventLog:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    @staticmethod
+    def _key(response_id: str) -> str:
+        return f"rapport:events:{response_id}"
+
+    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+        if not events:
+            return
+        key = self._key(response_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(key, {"e": encoder.encode(event)}, id=f"0-{event['sequence_number'] + 1}")
+            await pipe.execute()
+
+    async def end(self, response_id: str, ttl_seconds: float) -> None:
+        key = self._key(response_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {"e": encoder.encode({"type": END})}, id="*")
+            pipe.expire(key, max(1, int(ttl_seconds)))
+            await pipe.execute()
+
+    async def truncate(self, response_id: str, keep: int) -> None:
+        key = self._key(response_id)
+        entries: Any = await self._redis.xrange(key, min=f"0-{keep + 1}", max="+")
+        if entries:
+            await self._redis.xdel(key, *[entry_id for entry_id, _ in entries])
+            # XDEL leaves the stream's last id where it was; the retry appends from `keep` again.
+            await self._redis.execute_command("XSETID", key, f"0-{keep}")  # type: ignore[no-untyped-call]
+
+    async def exists(self, response_id: str) -> bool:
+        return bool(await self._redis.exists(self._key(response_id)))
+
+    async def follow(self, response_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        key = self._key(response_id)
+        last_id = f"0-{after + 1}"
+        while True:
+            found: Any = await self._redis.xread({key: last_id}, block=_BLOCK_MS, count=500)
+            for _stream, entries in found or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = msgspec.json.decode(fields[b"e"])
+                    if event["type"] == END:
+                        return
+                    yield event
+            if not found and not await self._redis.exists(key):
+                return  # expired or never written: nothing more will come
+
+
+class MemoryEventLog:
+    """In-process log for the embedded default: lists, a condition to wake tailers, expiry."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._ended: dict[str, float] = {}  # response id → expiry (monotonic seconds)
+        self._changed = asyncio.Condition()
+
+    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+        async with self._changed:
+            self._events.setdefault(response_id, []).extend(events)
+            self._changed.notify_all()
+
+    async def end(self, response_id: str, ttl_seconds: float) -> None:
+        async with self._changed:
+            self._events.setdefault(response_id, [])
+            self._ended[response_id] = time.monotonic() + ttl_seconds
+            self._changed.notify_all()
+        self._drop_expired()
+
+    async def truncate(self, response_id: str, keep: int) -> None:
+        async with self._changed:
+            del self._events.setdefault(response_id, [])[keep:]
+            self._ended.pop(response_id, None)
+
+    async def exists(self, response_id: str) -> bool:
+        self._drop_expired()
+        return response_id in self._events
+
+    async def follow(self, response_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        position = after + 1
+        while True:
+            async with self._changed:
+                events = self._events.get(response_id)
+                if events is None:
+                    return
+                pending = events[position:]
+                if not pending:
+                    if response_id in self._ended:
+                        return
+                    await self._changed.wait()
+                    continue
+            position += len(pending)
+            for event in pending:
+                yield event
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        for response_id, expiry in list(self._ended.items()):
+            if expiry <= now:
+                self._ended.pop(response_id, None)
+                self._events.pop(response_id, None)

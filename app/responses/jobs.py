@@ -1,0 +1,159 @@
+"""The worker entrypoint: run one background response by id, idempotently.
+
+A run first claims its row (queued → in_progress, attempts + 1) with a conditional UPDATE; a run
+that claims nothing exits, so a job delivered twice runs once. It rebuilds the generation from
+the stored request, items and history, appends every event to the response's event log, and
+ends through the same settle as a foreground response. Cancelled mid-run, it keeps the partial
+output of a cancelled response, or gives a response it was interrupted on (shutdown) back to
+the queue for the sweeper to re-enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import ResponseRow
+from app.db.session import unit_of_work
+from app.errors import ApiError
+from app.providers.base import GenerationRequest
+from app.responses import context, convert, repository, runner
+from app.responses.emitter import Emitter
+from app.responses.service import ResponseService, Started
+from app.responses.streaming import TERMINAL_EVENTS
+from app.responses.validation import parse_tools
+from app.runtime import Runtime
+from app.wire.responses import CreateResponseRequest
+
+log = logging.getLogger("rapport.jobs")
+
+# response.created and response.queued are written by the API when it accepts the response.
+ANNOUNCED_EVENTS = 2
+
+
+async def run_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+    started = await claim(runtime, responses, response_id)
+    if started is None:
+        return
+    row, events_log = started.row, runtime.event_log
+    params = started.generation.params
+    options = params.stream_options
+    emitter = Emitter(
+        obfuscate=options is None or options.include_obfuscation is not False,
+        max_tool_calls=params.max_tool_calls,
+        first_sequence=ANNOUNCED_EVENTS,
+    )
+    snapshot = convert.to_wire(row, [])
+    await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
+    run = runner.StreamRun(started.provider, started.generation, row.id, emitter)
+    me = asyncio.current_task()
+    try:
+        async with responses.kept_alive(started, on_lost=me.cancel if me else None):
+            async for event in run.events():
+                await events_log.append(row.id, [event])
+    except asyncio.CancelledError:
+        await asyncio.shield(_after_abort(runtime, started, emitter.output))
+        raise
+    outcome = run.outcome
+    assert outcome is not None  # StreamRun.events() always ends with an outcome
+    await responses.settle(started, outcome)
+    final = convert.to_wire(row, outcome.output)
+    await events_log.append(
+        row.id, [emitter.event(TERMINAL_EVENTS[outcome.status], response=final)]
+    )
+    await events_log.end(row.id, runtime.settings.event_ttl_seconds)
+
+
+async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:
+    """Take the response if it is still queued, and rebuild what it is to generate."""
+    now = utcnow()
+    async with unit_of_work(runtime.sessions) as session:
+        claimed = await session.scalar(
+            sa.update(ResponseRow)
+            .where(ResponseRow.id == response_id, ResponseRow.status == "queued")
+            .values(status="in_progress", attempts=ResponseRow.attempts + 1, heartbeat_at=now)
+            .returning(ResponseRow.id)
+        )
+        if claimed is None:
+            return None
+        row = await session.get_one(ResponseRow, response_id)
+        request = msgspec.convert(row.request or {}, CreateResponseRequest)
+        input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
+        try:
+            history = await _history(runtime, session, row, now)
+        except ApiError as exc:  # the conversation was taken while this response waited
+            failure = runner.failed_outcome("conversation_locked", exc.message)
+            history = None
+    _, provider = runtime.providers.resolve(row.model)
+    generation = GenerationRequest(
+        model=row.model,
+        instructions=row.instructions,
+        context=(history or []) + input_bodies,
+        params=request,
+        tools=parse_tools(request.tools or []),
+    )
+    started = Started(
+        row=row,
+        provider=provider,
+        generation=generation,
+        store=True,
+        input_ids=[body["id"] for body in input_bodies],
+    )
+    if history is None:
+        await responses.settle(started, failure)
+        await runtime.event_log.end(response_id, runtime.settings.event_ttl_seconds)
+        return None
+    return started
+
+
+async def _history(
+    runtime: Runtime, session: AsyncSession, row: ResponseRow, now: datetime
+) -> list[dict[str, Any]]:
+    if row.conversation_id is not None:
+        return await context.conversation_history(
+            session,
+            row.project_id,
+            row.conversation_id,
+            row.id,
+            now,
+            runtime.settings.lease_seconds,
+        )
+    return await context.history(session, row.project_id, row.previous_response_id)
+
+
+async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:
+    """Cancelled: keep the partial output. Interrupted (shutdown): back to the queue."""
+    row = started.row
+    async with unit_of_work(runtime.sessions) as session:
+        status = await session.scalar(sa.select(ResponseRow.status).where(ResponseRow.id == row.id))
+        if status == "cancelled":
+            if not await repository.get_bodies(session, row.id, repository.OUTPUT):
+                partial = runner.cancelled(list(output)).output
+                await repository.insert_items(
+                    session,
+                    project_id=row.project_id,
+                    response_id=row.id,
+                    side=repository.OUTPUT,
+                    bodies=partial,
+                    created_at=utcnow(),
+                )
+        elif status == "in_progress":
+            # Stale on purpose, so the next sweep re-enqueues it without waiting.
+            stale = utcnow() - timedelta(seconds=runtime.settings.requeue_after_seconds * 2)
+            await session.execute(
+                sa.update(ResponseRow)
+                .where(ResponseRow.id == row.id, ResponseRow.status == "in_progress")
+                .values(status="queued", heartbeat_at=stale)
+            )
+    if status == "in_progress":
+        await runtime.event_log.truncate(row.id, ANNOUNCED_EVENTS)
+        log.info("run interrupted; response queued again", extra={"response_id": row.id})
+    else:
+        await runtime.event_log.end(row.id, runtime.settings.event_ttl_seconds)

@@ -254,7 +254,7 @@ def _row_values(row: ResponseRow) -> dict[str, Any]:
         "params": row.params,
         "instructions": row.instructions,
         "request": row.request,
-        "metadata_": row.metadata_,
+        "metadata": row.metadata_,
         "created_at": row.created_at,
         "heartbeat_at": row.created_at,
         "attempts": row.attempts,

@@ -1,4 +1,4 @@
-"""The `rapport` command: serve, db, keys.
+"""The `rapport` command: serve, worker, db, keys.
 
 Each subcommand reads settings once and builds only what it needs; `keys create` prints the new
 secret as the last line of stdout so scripts can capture it with `tail -n 1`.

@@ -160,6 +160,16 @@ async def renew_lease(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def lock_holder(session: AsyncSession, conversation_id: str) -> str | None:
+    """The response holding the conversation, read with a row lock until the commit."""
+    holder: str | None = await session.scalar(
+        sa.select(Conversation.active_response_id)
+        .where(Conversation.id == conversation_id)
+        .with_for_update()
+    )
+    return holder
+
+
 async def release_lease(session: AsyncSession, conversation_id: str, response_id: str) -> None:
     await session.execute(
         sa.update(Conversation)

@@ -99,16 +99,19 @@ def _stale(status: str, cutoff: object) -> sa.Select[Any]:
     )
 
 
+def _still_stale(response_id: str, cutoff: object) -> sa.Update:
+    """An UPDATE that only applies if the run is still in_progress with a stale heartbeat."""
+    return sa.update(ResponseRow).where(
+        ResponseRow.id == response_id,
+        ResponseRow.status == "in_progress",
+        ResponseRow.heartbeat_at < cutoff,
+    )
+
+
 async def _retry(runtime: Runtime, response_id: str, cutoff: object) -> int:
     async with unit_of_work(runtime.sessions) as session:
         result = await session.execute(
-            sa.update(ResponseRow)
-            .where(
-                ResponseRow.id == response_id,
-                ResponseRow.status == "in_progress",
-                ResponseRow.heartbeat_at < cutoff,
-            )
-            .values(status="queued", heartbeat_at=utcnow())
+            _still_stale(response_id, cutoff).values(status="queued", heartbeat_at=utcnow())
         )
     if not result.rowcount:  # type: ignore[attr-defined]
         return 0
@@ -124,13 +127,9 @@ async def _fail(
 ) -> int:
     async with unit_of_work(runtime.sessions) as session:
         result = await session.execute(
-            sa.update(ResponseRow)
-            .where(
-                ResponseRow.id == response_id,
-                ResponseRow.status == "in_progress",
-                ResponseRow.heartbeat_at < cutoff,
+            _still_stale(response_id, cutoff).values(
+                status="failed", error={"code": "server_error", "message": message}
             )
-            .values(status="failed", error={"code": "server_error", "message": message})
         )
         if result.rowcount and conversation_id is not None:  # type: ignore[attr-defined]
             await conversations.release_lease(session, conversation_id, response_id)

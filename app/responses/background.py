@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.auth import Caller
 from app.conversations import repository as conversations
+from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import InvalidRequest, response_not_found
 from app.responses import convert, repository
@@ -55,9 +58,7 @@ class BackgroundResponses:
     ) -> AsyncIterator[bytes]:
         """Replay after `starting_after`, then follow live until the response ends."""
         async with unit_of_work(self._runtime.sessions) as session:
-            row = await repository.get_response(session, caller.project_id, response_id)
-        if row is None:
-            raise response_not_found(response_id)
+            row = await _owned(session, caller, response_id)
         if not row.background:
             raise InvalidRequest(
                 "Only background responses can be streamed again; this response was created "
@@ -74,9 +75,7 @@ class BackgroundResponses:
     async def cancel(self, caller: Caller, response_id: str) -> Response:
         """Cancel a queued or running background response; an ended one is returned as it is."""
         async with unit_of_work(self._runtime.sessions) as session:
-            row = await repository.get_response(session, caller.project_id, response_id)
-            if row is None:
-                raise response_not_found(response_id)
+            row = await _owned(session, caller, response_id)
             if not row.background:
                 raise InvalidRequest(
                     "Cannot cancel a synchronous response.",
@@ -91,6 +90,13 @@ class BackgroundResponses:
             await self._runtime.queue.abort(response_id)
             await self._runtime.event_log.end(response_id, self._runtime.settings.event_ttl_seconds)
         return await self._responses.retrieve(caller, response_id)
+
+
+async def _owned(session: AsyncSession, caller: Caller, response_id: str) -> ResponseRow:
+    row = await repository.get_response(session, caller.project_id, response_id)
+    if row is None:
+        raise response_not_found(response_id)
+    return row
 
 
 async def _frames(events: AsyncIterator[dict[str, Any]], obfuscate: bool) -> AsyncIterator[bytes]:

@@ -3,6 +3,11 @@
 Whatever happens upstream, the runner ends with the terminal values to write (completed,
 incomplete or failed), so the service always has a final state to store; an unexpected bug in
 a provider is contained here as a failed response rather than a response stuck in_progress.
+
+Unlike DESIGN.md §4.3, a non-streaming create does not drain a stream: `run` makes the
+upstream's own non-streaming call, because one JSON answer costs far less CPU than a parsed
+chunk per token. `StreamRun` serves streaming and background runs. Both build their items with
+the same functions (`providers/translate.py`), and the tests hold both to the same shapes.
 """
 
 from __future__ import annotations

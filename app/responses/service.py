@@ -167,7 +167,10 @@ class ResponseService:
                 created_at=utcnow(),
             )
             if row.conversation_id is not None:
-                if outcome.status in ("completed", "incomplete"):
+                holder = await conversations.lock_holder(session, row.conversation_id)
+                # A run whose lease lapsed (its renewals failed) and was taken over must not
+                # interleave its turn with the new holder's; its items stay with the response.
+                if holder in (row.id, None) and outcome.status in ("completed", "incomplete"):
                     turn = started.input_ids + [item["id"] for item in outcome.output]
                     await conversations.append(session, row.conversation_id, turn)
                 await conversations.release_lease(session, row.conversation_id, row.id)

@@ -121,7 +121,8 @@ def item_type(item: InputItem) -> str:
 
 
 def stored_body(item: InputItem) -> dict[str, Any]:
-    """The item as Rapport stores and lists it: a fresh id, parts for string content, a status.
+    """The item as Rapport stores and lists it: a fresh id, parts for string content, and the
+    status the server assigns (`completed`), whatever status the client sent.
 
     The id a client sent (say, a replayed `msg_…`) is not kept: an item is stored once, under
     an id of ours, so replaying an earlier output creates a new input item rather than a clash.
@@ -138,17 +139,17 @@ def stored_body(item: InputItem) -> dict[str, Any]:
             body["content"] = [{"type": part, "text": item.content, **extra}]
         else:
             body["content"] = msgspec.to_builtins(item.content)
-        body["status"] = item.status or "completed"
+        body["status"] = "completed"
         if item.phase is not None:
             body["phase"] = item.phase
     elif isinstance(item, FunctionCall):
-        body.update(status=item.status or "completed", arguments=item.arguments)
+        body.update(status="completed", arguments=item.arguments)
         body.update(call_id=item.call_id, name=item.name)
         if item.namespace is not None:
             body["namespace"] = item.namespace
     elif isinstance(item, FunctionCallOutput):
         body.update(call_id=item.call_id, output=msgspec.to_builtins(item.output))
-        body["status"] = item.status or "completed"
+        body["status"] = "completed"
     else:
         body["summary"] = msgspec.to_builtins(item.summary)
         if item.content is not None:

@@ -52,7 +52,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     )
     snapshot = convert.to_wire(row, [])
     await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
-    run = runner.StreamRun(started.provider, started.generation, row.id, emitter)
+    run = runner.StreamRun(started.provider.stream(started.generation), row.id, emitter)
     me = asyncio.current_task()
     try:
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):

@@ -13,13 +13,14 @@ the same functions (`providers/translate.py`), and the tests hold both to the sa
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import msgspec
 
 from app.db.base import utcnow
 from app.providers.base import (
+    Delta,
     GenerationRequest,
     GenerationResult,
     Provider,
@@ -57,10 +58,9 @@ class StreamRun:
     """One streamed generation: iterate `events()` for item events, then read `outcome`."""
 
     def __init__(
-        self, provider: Provider, generation: GenerationRequest, response_id: str, emitter: Emitter
+        self, deltas: AsyncIterator[Delta | StreamEnd], response_id: str, emitter: Emitter
     ) -> None:
-        self._provider = provider
-        self._generation = generation
+        self._deltas = deltas
         self._response_id = response_id
         self._emitter = emitter
         self.outcome: Outcome | None = None
@@ -68,7 +68,7 @@ class StreamRun:
     async def events(self) -> AsyncGenerator[Event, None]:
         end: StreamEnd | None = None
         try:
-            async for delta in self._provider.stream(self._generation):
+            async for delta in self._deltas:
                 if isinstance(delta, StreamEnd):
                     end = delta
                 else:

@@ -30,6 +30,8 @@ from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
 
+Launch = Callable[[Provider, GenerationRequest, str], Any]
+
 # How long a queued background response holds its conversation before a worker renews it.
 QUEUED_LEASE_SECONDS = 600.0
 
@@ -42,6 +44,7 @@ class Started(msgspec.Struct):
     generation: GenerationRequest
     store: bool
     input_ids: list[str]
+    launched: Any = None  # the generation already under way (a task), when launched early
 
 
 class ResponseService:
@@ -51,10 +54,14 @@ class ResponseService:
 
     async def create(self, caller: Caller, request: CreateResponseRequest) -> Response:
         """The non-streaming create: the upstream's own non-streaming call, one JSON answer."""
-        started = await self.begin(caller, request)
+
+        def launch(provider: Provider, generation: GenerationRequest, response_id: str) -> Any:
+            return asyncio.create_task(runner.run(provider, generation, response_id))
+
+        started = await self.begin(caller, request, launch)
         try:
             async with self.kept_alive(started):
-                outcome = await runner.run(started.provider, started.generation, started.row.id)
+                outcome = await started.launched
         except asyncio.CancelledError:
             # The server is shutting down mid-generation: settle the row before going away.
             await asyncio.shield(self.settle(started, runner.interrupted([])))
@@ -73,27 +80,53 @@ class ResponseService:
     async def create_stream(
         self, caller: Caller, request: CreateResponseRequest
     ) -> AsyncIterator[bytes]:
-        """Checks and unit of work #1 run now, so their errors are plain JSON, not SSE."""
+        """Checks and unit of work #1 run now, so their errors are plain JSON, not SSE.
+
+        The upstream stream starts after the commit and is read in the response's own task:
+        pumped from another task, a cancelled read left httpx's connection open, so a client
+        that went away would not abort the upstream call.
+        """
         started = await self.begin(caller, request)
         return streaming.sse_body(started, self)
 
-    async def begin(self, caller: Caller, request: CreateResponseRequest) -> Started:
+    async def begin(
+        self, caller: Caller, request: CreateResponseRequest, launch: Launch | None = None
+    ) -> Started:
+        """Checks and unit of work #1. `launch` starts the generation as soon as the context is
+        known, so the upstream call overlaps the inserts and the commit: the model's latency is
+        the floor, and Rapport's first write need not add to it. Should the unit of work fail,
+        the launched run is cancelled and the client gets the error."""
         prepared = prepare(request)
         _route, provider = self._runtime.providers.resolve(prepared.model)
         row = _new_row(caller, prepared)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
-        history = await self._start(row, input_bodies, store)
-        generation = GenerationRequest(
-            model=prepared.model,
-            instructions=request.instructions,
-            context=history + input_bodies,
-            params=request,
-            tools=prepared.tools,
-        )
-        input_ids = [body["id"] for body in input_bodies]
+        made: dict[str, Any] = {}
+
+        def context_ready(history: list[dict[str, Any]]) -> None:
+            made["generation"] = generation = GenerationRequest(
+                model=prepared.model,
+                instructions=request.instructions,
+                context=history + input_bodies,
+                params=request,
+                tools=prepared.tools,
+            )
+            if launch is not None:
+                made["launched"] = launch(provider, generation, row.id)
+
+        try:
+            await self._start(row, input_bodies, store, context_ready)
+        except BaseException:
+            if "launched" in made:
+                made["launched"].cancel()  # unit of work #1 failed: no model run for it
+            raise
         return Started(
-            row=row, provider=provider, generation=generation, store=store, input_ids=input_ids
+            row=row,
+            provider=provider,
+            generation=made["generation"],
+            store=store,
+            input_ids=[body["id"] for body in input_bodies],
+            launched=made.get("launched"),
         )
 
     def kept_alive(
@@ -116,8 +149,12 @@ class ResponseService:
             _apply(started.row, outcome.values)
 
     async def _start(
-        self, row: ResponseRow, input_bodies: list[dict[str, Any]], store: bool
-    ) -> list[dict[str, Any]]:
+        self,
+        row: ResponseRow,
+        input_bodies: list[dict[str, Any]],
+        store: bool,
+        context_ready: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
         """Unit of work #1: read the history, check pairing, store the response and its input."""
         async with unit_of_work(self._sessions) as session:
             if row.conversation_id is not None:
@@ -135,6 +172,7 @@ class ResponseService:
             else:
                 history = await context.history(session, row.project_id, row.previous_response_id)
             context.check_tool_pairing(history + input_bodies)
+            context_ready(history)
             if store:
                 await repository.insert_response(session, _row_values(row))
                 await repository.insert_items(
@@ -145,7 +183,6 @@ class ResponseService:
                     bodies=input_bodies,
                     created_at=row.created_at,
                 )
-        return history
 
     async def _finish(self, started: Started, outcome: runner.Outcome) -> None:
         """Unit of work #2: terminal state, output items, conversation turn — all or nothing.

@@ -44,7 +44,7 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=params.max_tool_calls,
     )
-    run = runner.StreamRun(started.provider, started.generation, started.row.id, emitter)
+    run = runner.StreamRun(started.provider.stream(started.generation), started.row.id, emitter)
     snapshot = convert.to_wire(started.row, [])
     yield frame(emitter.event("response.created", response=snapshot))
     yield frame(emitter.event("response.in_progress", response=snapshot))

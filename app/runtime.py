@@ -41,7 +41,9 @@ class Runtime:
         self.event_log: EventLog
         self.queue: JobQueue
         if settings.redis_url:
-            self.redis = aioredis.from_url(settings.redis_url)
+            # Blocking reads (XREAD BLOCK, saq's BLMOVE) wait up to 5 s; the socket timeout
+            # must outlast them, or an idle live stream breaks off with a timeout.
+            self.redis = aioredis.from_url(settings.redis_url, socket_timeout=30)
             self.event_log = RedisEventLog(self.redis)
             self.queue = RedisJobQueue(self.redis)
         else:

@@ -22,6 +22,8 @@ from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
+from app.responses import convert
+from app.responses.event_log import EventLogClosed
 from app.runtime import Runtime
 
 log = logging.getLogger("rapport.sweeper")
@@ -133,7 +135,18 @@ async def _fail(
         )
         if result.rowcount and conversation_id is not None:  # type: ignore[attr-defined]
             await conversations.release_lease(session, conversation_id, response_id)
-    if not result.rowcount:  # type: ignore[attr-defined]
+        row = await session.get(ResponseRow, response_id) if result.rowcount else None  # type: ignore[attr-defined]
+    if row is None:
         return 0
+    if row.background:
+        # Readers of the stream learn the ending as they would from a worker.
+        log_ = runtime.event_log
+        event = {
+            "type": "response.failed",
+            "sequence_number": await log_.next_sequence(response_id),
+            "response": convert.to_wire(row, []),
+        }
+        with contextlib.suppress(EventLogClosed):
+            await log_.append(response_id, [event])
     await runtime.event_log.end(response_id, runtime.settings.event_ttl_seconds)
     return 1

@@ -52,6 +52,7 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
         functions=[(JOB_FUNCTION, run_response)],
         concurrency=concurrency,
         shutdown_grace_period_s=0,
+        dequeue_timeout=5,  # bounded blocking dequeue, under the Redis socket timeout
         cancellation_hard_deadline_s=5.0,
     )
     helpers = [

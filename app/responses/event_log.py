@@ -17,15 +17,28 @@ from typing import Any, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from app.wire.codec import encoder
 
 END = "rapport.end"
+
+
+class EventLogClosed(Exception):
+    """The log was ended (the response was cancelled or settled elsewhere): stop writing."""
+
+
 _BLOCK_MS = 5_000
 
 
 class EventLog(Protocol):
-    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None: ...
+    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Raises EventLogClosed once the log has been ended."""
+        ...
+
+    async def next_sequence(self, response_id: str) -> int:
+        """The sequence number the next event of this response gets."""
+        ...
 
     async def end(self, response_id: str, ttl_seconds: float) -> None:
         """Mark the log complete; it is dropped `ttl_seconds` later."""
@@ -54,10 +67,20 @@ class RedisEventLog:
         if not events:
             return
         key = self._key(response_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(key, {"e": encoder.encode(event)}, id=f"0-{event['sequence_number'] + 1}")
-            await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    entry_id = f"0-{event['sequence_number'] + 1}"
+                    pipe.xadd(key, {"e": encoder.encode(event)}, id=entry_id)
+                await pipe.execute()
+        except ResponseError as exc:
+            # The end marker's id is above every event id: appending after it is refused.
+            if "equal or smaller" in str(exc):
+                raise EventLogClosed(response_id) from None
+            raise
+
+    async def next_sequence(self, response_id: str) -> int:
+        return int(await self._redis.xlen(self._key(response_id)))
 
     async def end(self, response_id: str, ttl_seconds: float) -> None:
         key = self._key(response_id)
@@ -103,8 +126,13 @@ class MemoryEventLog:
 
     async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
         async with self._changed:
+            if response_id in self._ended:
+                raise EventLogClosed(response_id)
             self._events.setdefault(response_id, []).extend(events)
             self._changed.notify_all()
+
+    async def next_sequence(self, response_id: str) -> int:
+        return len(self._events.get(response_id, []))
 
     async def end(self, response_id: str, ttl_seconds: float) -> None:
         async with self._changed:

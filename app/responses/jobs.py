@@ -26,6 +26,7 @@ from app.errors import ApiError
 from app.providers.base import GenerationRequest
 from app.responses import context, convert, repository, runner
 from app.responses.emitter import Emitter
+from app.responses.event_log import EventLogClosed
 from app.responses.service import ResponseService, Started
 from app.responses.streaming import TERMINAL_EVENTS
 from app.responses.validation import parse_tools
@@ -54,13 +55,19 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
     run = runner.StreamRun(started.provider.stream(started.generation), row.id, emitter)
     me = asyncio.current_task()
+    events = run.events()
     try:
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):
-            async for event in run.events():
+            async for event in events:
                 await events_log.append(row.id, [event])
     except asyncio.CancelledError:
         await asyncio.shield(_after_abort(runtime, started, emitter.output))
         raise
+    except EventLogClosed:
+        # Cancelled while the abort was still on its way: stop here, as the abort would.
+        await events.aclose()
+        await _after_abort(runtime, started, emitter.output)
+        return
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
     await responses.settle(started, outcome)

@@ -265,7 +265,7 @@ def _new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
         instructions=request.instructions,
         metadata_=dict(request.metadata or {}),
         created_at=utcnow(),
-        attempts=1,
+        attempts=0 if background else 1,  # a worker's claim counts each background run
     )
 
 

@@ -65,12 +65,15 @@ async def test_query_count_is_the_same_at_depth_2_and_depth_30(
     counts = []
     for depth in (2, 30):
         head = await build_chain(client, depth)
-        with rapport.count_statements() as counter:
-            await client.responses.create(
-                model="test-model", input="next", previous_response_id=head
-            )
-        counts.append(len(counter.statements))
-        assert len(upstream.last_request().body["messages"]) == 2 * depth + 1
+        seen = []
+        for _ in range(3):  # the smallest of three: the server's sweeper may run meanwhile
+            with rapport.count_statements() as counter:
+                await client.responses.create(
+                    model="test-model", input="next", previous_response_id=head
+                )
+            seen.append(len(counter.statements))
+            assert len(upstream.last_request().body["messages"]) == 2 * depth + 1
+        counts.append(min(seen))
     assert counts[0] == counts[1]
 
 

@@ -92,7 +92,9 @@ class ChatCompletionsProvider:
                     raise self._status_error(source.response)
                 async for event in source.aiter_sse():
                     if event.data == "[DONE]":
-                        break
+                        # Read on to the end of the body rather than break: a connection left
+                        # mid-body is closed, and the next stream would open a new one.
+                        continue
                     chunk = _decode_chunk(event.data)
                     found, finish = chunks.deltas(chunk)
                     for delta in found:

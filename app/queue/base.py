@@ -15,6 +15,15 @@ class JobQueue(Protocol):
         """Queue a run of `response_id`. `key` (default: the id) refuses duplicates."""
         ...
 
+    async def is_pending(self, response_id: str, started_within: float) -> bool:
+        """True while a job for `response_id` (under its own key) waits in the queue, or was
+        taken less than `started_within` seconds ago (a run claims its row at once, so a job
+        taken long ago whose row is still queued died with its worker).
+
+        Lets the sweeper tell a job waiting in a backed-up queue from one the queue lost.
+        """
+        ...
+
     async def abort(self, response_id: str) -> None:
         """Stop the run of `response_id` wherever it runs; a no-op when none runs."""
         ...

@@ -32,6 +32,9 @@ class LocalQueue:
         task = asyncio.create_task(self._run(response_id, key), name=f"job:{response_id}")
         self._tasks[response_id] = task
 
+    async def is_pending(self, response_id: str, started_within: float) -> bool:
+        return response_id in self._tasks
+
     async def abort(self, response_id: str) -> None:
         task = self._tasks.get(response_id)
         if task is not None:

@@ -7,8 +7,11 @@ reaches the process running the response at once, whatever key its job was enque
 
 from __future__ import annotations
 
+import time
+
 import redis.asyncio as aioredis
 from saq import Queue
+from saq.job import Status
 
 QUEUE_NAME = "rapport"
 JOB_FUNCTION = "run_response"
@@ -38,6 +41,15 @@ class RedisJobQueue:
             retries=1,  # retries are decided by the sweeper against the database
             ttl=JOB_TTL_SECONDS,
         )
+
+    async def is_pending(self, response_id: str, started_within: float) -> bool:
+        job = await self.saq.job(response_id)
+        if job is None:
+            return False
+        if job.status == Status.QUEUED:
+            return True
+        age = time.time() - job.started / 1000  # saq keeps milliseconds
+        return job.status == Status.ACTIVE and age < started_within
 
     async def abort(self, response_id: str) -> None:
         await self._redis.publish(CANCEL_CHANNEL, response_id)

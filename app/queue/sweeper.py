@@ -63,9 +63,13 @@ async def _requeue_forgotten(runtime: Runtime) -> int:
             )
         ).all()
     bucket = int(now.timestamp() // runtime.settings.requeue_after_seconds)
+    requeued = 0
     for response_id in ids:
+        if await runtime.queue.is_pending(response_id, runtime.settings.requeue_after_seconds):
+            continue  # still waiting in a backed-up queue: not lost
         await runtime.queue.enqueue(response_id, key=f"{response_id}@{bucket}")
-    return len(ids)
+        requeued += 1
+    return requeued
 
 
 async def _settle_stale(runtime: Runtime) -> tuple[int, int]:

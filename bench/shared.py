@@ -9,8 +9,9 @@ import platform
 import secrets
 import subprocess
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
@@ -108,3 +109,65 @@ def describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """On-CPU time of all of a process's threads so far, in seconds, or None if it is gone.
+
+    Linux `/proc/<pid>/task/*/schedstat` counts nanoseconds, where `/proc/<pid>/stat` counts
+    clock ticks (10 ms): fine enough to charge a single request. Elsewhere: None.
+    """
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
+def pids_named(command: str) -> list[int]:
+    """Every process whose `comm` is `command` (say, every `postgres` backend), Linux only."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == command:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def machine_cpu() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over CPUs (/proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user/nice
+    return (total - idle) / tick, total / tick
+
+
+T = TypeVar("T")
+
+
+def run_bounded(main: Awaitable[T], limit: float) -> T:
+    """Run `main` on uvloop when installed, cancelled after `limit` seconds."""
+
+    async def bounded() -> T:
+        async with asyncio.timeout(limit):
+            return await main
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(bounded())
+    return uvloop.run(bounded())

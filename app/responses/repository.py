@@ -103,12 +103,14 @@ async def get_bodies(
     return list(rows)
 
 
-def _chain_items_statement() -> sa.Select[tuple[Any]]:
-    """Built once: the recursive walk by primary key, then the join to items.
+def _chain_items_statement(lateral: bool) -> sa.Select[tuple[Any]]:
+    """Built once per dialect: the recursive walk by primary key, then each turn's items.
 
-    Ownership is checked on the newest row only. A chain never crosses projects (every link
-    was checked when its response was created), and a project filter inside the recursive
-    step lets the planner pick a per-project scan at every level on unanalyzed tables.
+    Every row of the walk is owner-scoped. Measured on analyzed tables, this plan is the fast
+    one (without the project filter Postgres hashes the whole table per level); on tables
+    never analyzed it degrades until autovacuum's first ANALYZE (bench/RESULTS.md). On
+    Postgres the items are read per turn through LATERAL, so each turn is an index range read
+    whatever the planner guesses of the chain's length (a hash join over all items otherwise).
     """
     responses = RESPONSES
     chain = (
@@ -122,18 +124,34 @@ def _chain_items_statement() -> sa.Select[tuple[Any]]:
     parent = responses.alias("parent")
     chain = chain.union_all(
         sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
-            parent.c.id == chain.c.previous_response_id
+            parent.c.id == chain.c.previous_response_id,
+            parent.c.project_id == sa.bindparam("project_id"),
         )
     )
+    if not lateral:
+        return (
+            sa.select(ITEMS.c.body)
+            .join(chain, ITEMS.c.response_id == chain.c.id)
+            .order_by(chain.c.depth.desc(), ITEMS.c.side, ITEMS.c.position)
+        )
+    turn = (
+        sa.select(ITEMS.c.body, ITEMS.c.side, ITEMS.c.position)
+        .where(ITEMS.c.response_id == chain.c.id)
+        .lateral("turn")
+    )
     return (
-        sa.select(ITEMS.c.body)
-        .join(chain, ITEMS.c.response_id == chain.c.id)
-        .order_by(chain.c.depth.desc(), ITEMS.c.side, ITEMS.c.position)
+        sa.select(turn.c.body)
+        .select_from(chain)
+        .join(turn, sa.true())
+        .order_by(chain.c.depth.desc(), turn.c.side, turn.c.position)
     )
 
 
 ACTIVE_STATUSES = ("queued", "in_progress")
-_CHAIN_ITEMS = _chain_items_statement()
+_CHAIN_ITEMS = {
+    "postgresql": _chain_items_statement(lateral=True),
+    "sqlite": _chain_items_statement(lateral=False),
+}
 _INSERT_RESPONSE = sa.insert(RESPONSES)
 _INSERT_ITEMS = sa.insert(ITEMS)
 # One UPDATE per set of columns written, built on first use: a create writes the same set.
@@ -149,7 +167,9 @@ async def chain_item_bodies(
     deletion hides a response, it does not rewrite the history of its descendants); the join
     reads each turn's input items, then its output items, in position order.
     """
-    rows = await session.scalars(_CHAIN_ITEMS, {"newest_id": newest_id, "project_id": project_id})
+    dialect = session.get_bind().dialect.name
+    statement = _CHAIN_ITEMS.get(dialect, _CHAIN_ITEMS["sqlite"])
+    rows = await session.scalars(statement, {"newest_id": newest_id, "project_id": project_id})
     return list(rows)
 
 

@@ -36,14 +36,11 @@ from latency import (
 )
 from shared import (
     DEFAULT_ADMIN_URL,
-    append_results,
+    bench_main,
     cpu_seconds,
     create_database,
-    describe,
     drop_database,
     export_tree,
-    git,
-    git_commit,
     machine,
     machine_cpu,
     percentile,
@@ -678,27 +675,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.rev:  # pin it now: HEAD may move while the benchmark runs
-        args.rev = git("rev-parse", "--verify", f"{args.rev}^{{commit}}")
-
-    def terminated(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminated)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        print("bench: interrupted; cleaned up", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001  (any failure: report it, exit non-zero)
-        print(f"bench: failed: {describe(exc)}", file=sys.stderr)
-        return 1
-    markdown = report(args, result, git_commit(args.rev))
-    print(markdown)
-    if not args.no_record:
-        append_results(markdown)
-    return 0
+    code, _result = bench_main(parse_args(argv), run, report)
+    return code
 
 
 if __name__ == "__main__":

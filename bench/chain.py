@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -20,13 +19,10 @@ import asyncpg
 from shared import (
     DEFAULT_ADMIN_URL,
     ROOT,
-    append_results,
+    bench_main,
     create_database,
-    describe,
     drop_database,
     export_tree,
-    git,
-    git_commit,
     machine,
     percentile,
 )
@@ -381,30 +377,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.rev:  # pin it now: HEAD may move while the benchmark runs
-        args.rev = git("rev-parse", "--verify", f"{args.rev}^{{commit}}")
+    def report_run(args: Any, outcome: tuple[Any, Any], commit: str) -> str:
+        results, box = outcome
+        return report(args, results, commit, box)
 
-    def terminated(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminated)
-    try:
-        results, box = run(args)
-    except KeyboardInterrupt:
-        print("bench: interrupted; cleaned up", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001  (any failure: report it, exit non-zero)
-        print(f"bench: failed: {describe(exc)}", file=sys.stderr)
-        return 1
-    markdown = report(args, results, git_commit(args.rev), box)
-    print(markdown)
-    if not args.no_record:
-        append_results(markdown)
-    if len({r.statements for r in results}) != 1:
+    code, outcome = bench_main(parse_args(argv), run, report_run)
+    if outcome is not None and len({r.statements for r in outcome[0]}) != 1:
         print("bench: the statement count differs between depths", file=sys.stderr)
         return 1
-    return 0
+    return code
 
 
 if __name__ == "__main__":

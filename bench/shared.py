@@ -7,11 +7,13 @@ import io
 import os
 import platform
 import secrets
+import signal
 import subprocess
+import sys
 import tarfile
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -157,6 +159,7 @@ def machine_cpu() -> tuple[float, float] | None:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def run_bounded(main: Awaitable[T], limit: float) -> T:
@@ -171,3 +174,32 @@ def run_bounded(main: Awaitable[T], limit: float) -> T:
     except ImportError:
         return asyncio.run(bounded())
     return uvloop.run(bounded())
+
+
+def bench_main(
+    args: Any, run: Callable[[Any], R], report: Callable[[Any, R, str], str]
+) -> tuple[int, R | None]:
+    """What every script's main() does: pin --rev, turn SIGTERM into a clean-up, run, report.
+
+    Returns the exit code and the run's result (None when it did not finish).
+    """
+    if args.rev:  # pin it now: HEAD may move while the benchmark runs
+        args.rev = git("rev-parse", "--verify", f"{args.rev}^{{commit}}")
+
+    def terminated(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        print("bench: interrupted; cleaned up", file=sys.stderr)
+        return 130, None
+    except Exception as exc:  # noqa: BLE001  (any failure: report it, exit non-zero)
+        print(f"bench: failed: {describe(exc)}", file=sys.stderr)
+        return 1, None
+    markdown = report(args, result, git_commit(args.rev))
+    print(markdown)
+    if not args.no_record:
+        append_results(markdown)
+    return 0, result

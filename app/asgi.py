@@ -32,6 +32,7 @@ from app.responses import jobs
 from app.responses.background import BackgroundResponses
 from app.responses.controller import ResponsesController
 from app.responses.service import ResponseService
+from app.responses.window_service import WindowService
 from app.runtime import Runtime
 
 
@@ -42,6 +43,10 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 def provide_response_service(request: Request[Any, Any, Any]) -> ResponseService:
     return request.app.state.response_service  # type: ignore[no-any-return]
+
+
+def provide_window_service(request: Request[Any, Any, Any]) -> WindowService:
+    return request.app.state.window_service  # type: ignore[no-any-return]
 
 
 def provide_background(request: Request[Any, Any, Any]) -> BackgroundResponses:
@@ -82,9 +87,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = Runtime(settings)
         app.state.runtime = runtime
+        await runtime.open()
         app.state.authenticator = Authenticator(runtime.sessions)
         responses = ResponseService(runtime)
         app.state.response_service = responses
+        app.state.window_service = WindowService(runtime)
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
         sweeper: asyncio.Task[None] | None = None
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "caller": Provide(provide_caller),
             "service": Provide(provide_response_service, sync_to_thread=False),
             "background": Provide(provide_background, sync_to_thread=False),
+            "windows": Provide(provide_window_service, sync_to_thread=False),
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
         },
         exception_handlers={

@@ -28,6 +28,9 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream_model: str | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    # The encoding that counts this model's tokens; unset: by model name, else o200k_base
+    # (app/tokens/models.py says why that is the fallback).
+    tokenizer: Literal["o200k_base", "cl100k_base"] | None = None
     # Older OpenAI-compatible servers (llama.cpp, Ollama) only know `max_tokens`; OpenAI's
     # reasoning models only accept `max_completion_tokens`. The route says which to send.
     max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
@@ -52,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True):
     max_attempts: int = 3
     # A queued response nobody has taken for this long is enqueued again (the queue lost it).
     requeue_after_seconds: float = 15.0
+    # Seals compaction items (app/sealing.py); unset, a key kept in the database.
+    secret_key: str | None = None
 
     @property
     def is_embedded_database(self) -> bool:
@@ -76,6 +81,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         event_ttl_seconds=_float(env, "RAPPORT_EVENT_TTL_SECONDS", 600.0),
         max_attempts=int(_float(env, "RAPPORT_MAX_ATTEMPTS", 3)),
         requeue_after_seconds=_float(env, "RAPPORT_REQUEUE_AFTER_SECONDS", 15.0),
+        secret_key=env.get("RAPPORT_SECRET_KEY") or None,
     )
 
 

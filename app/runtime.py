@@ -8,6 +8,7 @@ request can still use it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -21,6 +22,8 @@ from app.queue.base import JobQueue
 from app.queue.local import LocalQueue
 from app.queue.redis import RedisJobQueue
 from app.responses.event_log import EventLog, MemoryEventLog, RedisEventLog
+from app.sealing import Sealer, load_sealer
+from app.tokens import encodings
 
 
 class Runtime:
@@ -51,6 +54,13 @@ class Runtime:
             self.queue = LocalQueue(self._run_local_job)
         # Set by the process that runs jobs in process (the embedded default's API server).
         self.local_job: Callable[[str], Awaitable[None]] | None = None
+        self.sealer: Sealer  # set by `open()`: it may have to read the database
+
+    async def open(self) -> None:
+        """The start-up work that needs I/O: the sealing key, and the tokenizers (built off the
+        event loop now, rather than on some client's first request)."""
+        self.sealer = await load_sealer(self.settings.secret_key, self.sessions)
+        await asyncio.to_thread(encodings.warm)
 
     async def _run_local_job(self, response_id: str) -> None:
         if self.local_job is None:

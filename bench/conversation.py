@@ -77,12 +77,18 @@ async def measure(url: str, sizes: list[int], repetitions: int) -> None:
                 statements.clear()
                 started = time.perf_counter()
                 history = await context.conversation_history(
-                    session, PROJECT, conversation_id, f"resp_bench{round_}", utcnow(), 30.0
+                    session,
+                    PROJECT,
+                    conversation_id,
+                    f"resp_bench{round_}",
+                    utcnow(),
+                    30.0,
+                    "o200k_base",
                 )
                 elapsed = time.perf_counter() - started
                 counts.add(len(statements))
                 await session.rollback()  # leave the lease untaken for the next round
-            assert len(history) == size
+            assert len(history.bodies) == size
             if round_ >= 5:
                 timings.append(elapsed * 1000)
         timings.sort()

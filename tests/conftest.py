@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,28 @@ def server_settings(database_url: str, upstream: TestUpstream, **overrides: Any)
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@contextmanager
+def rapport_with_routes(
+    database_url: str, upstream: TestUpstream, **routes: dict[str, Any]
+) -> Iterator[RapportServer]:
+    """A Rapport of its own whose models file has these routes (name → ModelRoute fields),
+    each to the test upstream."""
+    models = tuple(
+        ModelRoute(name=name, base_url=upstream.base_url, timeout_seconds=5.0, **fields)
+        for name, fields in routes.items()
+    )
+    server = RapportServer(server_settings(database_url, upstream, routes=models)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def words(prefix: str, count: int) -> str:
+    """`count` distinct words: `prefix0 prefix1 …` (each a few tokens)."""
+    return " ".join(f"{prefix}{n}" for n in range(count))
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,16 @@ MODELS = {
     "object": "list",
     "data": [{"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"}],
 }
+# What vLLM answers when the prompt does not fit the model ([overflow]).
+OVERFLOW_ERROR = {
+    "object": "error",
+    "message": "This model's maximum context length is 4096 tokens. However, you requested "
+    "5120 tokens (5000 in the messages, 120 in the completion). Please reduce the length of "
+    "the messages or completion.",
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
 _FAIL = re.compile(r"\[fail:(\d{3})\]")
 _SLEEP = re.compile(r"\[sleep:(\d+)\]")
 _TOOL = re.compile(r"\[tool:([^:\]]+):([^\]]*)\]")
@@ -78,6 +88,7 @@ class _Plan:
     drop: bool = False
     malformed: bool = False
     garbage: bool = False
+    overflow: bool = False
 
 
 def _words(text: str | None) -> int:
@@ -107,12 +118,14 @@ def plan(body: dict[str, Any]) -> _Plan:
     Default: content "echo: <text>" (directives included verbatim), finish "stop", truncated
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
-    [drop] and [malformed] (streaming only), [garbage] (non-streaming only).
+    [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
+    400 context-length error worded as vLLM words it).
     """
     messages = body.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     text = "".join(_parts(users[-1].get("content"))) if users else ""
     p = _Plan(drop="[drop]" in text, malformed="[malformed]" in text, garbage="[garbage]" in text)
+    p.overflow = "[overflow]" in text
     if m := _FAIL.search(text):
         p.status = int(m.group(1))
     if m := _SLEEP.search(text):
@@ -313,6 +326,8 @@ class TestUpstream:
         base = {"id": f"chatcmpl-{self._ids:08d}", "created": int(time.time())}
         base["model"] = body.get("model", "test-model")
         await self._pause(self.delay_ms / 1000 + (0 if stream else p.sleep_s), receive)
+        if p.overflow:
+            return await _send_json(send, 400, OVERFLOW_ERROR)
         if p.status != 200:
             return await _send_json(send, p.status, _error(p.status))
         if not stream:

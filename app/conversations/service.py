@@ -19,7 +19,10 @@ from app.db.session import unit_of_work
 from app.errors import NotFound
 from app.pagination import PageRequest, object_list
 from app.responses import repository as items_repository
+from app.responses.context import item_tokens
 from app.responses.validation import parse_input
+from app.tokens.counting import TokenCounter
+from app.tokens.models import FALLBACK_ENCODING
 from app.wire.common import ObjectList
 from app.wire.conversations import Conversation, ConversationDeleted
 from app.wire.items import stored_body
@@ -27,6 +30,9 @@ from app.wire.items import stored_body
 
 def conversation_not_found(conversation_id: str, param: str | None = None) -> NotFound:
     return NotFound(f"Conversation with id '{conversation_id}' not found.", param=param)
+
+
+_FALLBACK_COUNTER = TokenCounter(FALLBACK_ENCODING)
 
 
 class ConversationService:
@@ -139,5 +145,9 @@ class ConversationService:
             side=items_repository.INPUT,
             bodies=bodies,
             created_at=utcnow(),
+            # No model is known yet: counted with the fallback encoding, recounted by a
+            # response whose model uses another (the cache is keyed by encoding).
+            token_counts=[item_tokens(_FALLBACK_COUNTER, body) for body in bodies],
+            token_encoding=_FALLBACK_COUNTER.encoding_name,
         )
         await repository.append(session, conversation_id, [body["id"] for body in bodies])

@@ -12,6 +12,7 @@ stored and a blind SDK retry would create a second one).
     └── UpstreamStatusError
         ├── UpstreamRateLimited        rate_limit_exceeded  429 rate_limit_exceeded
         ├── UpstreamRejected           invalid_prompt       400 / 404 invalid_request_error
+        │   └── UpstreamContextTooLong invalid_prompt    400 context_length_exceeded
         ├── UpstreamAuthFailed         server_error         502 server_error
         └── UpstreamServerError        server_error         502 server_error
 """
@@ -158,6 +159,42 @@ class UpstreamRejected(UpstreamStatusError):
         return InvalidRequest(message, headers=NO_RETRY)
 
 
+class UpstreamContextTooLong(UpstreamRejected):
+    """The upstream's own context-length refusal (Rapport's count fell short of its tokenizer's):
+    the client gets OpenAI's `context_length_exceeded`, whatever words the upstream used. The
+    stored response keeps `invalid_prompt`: a Response's error codes are a closed list."""
+
+    def api_error(self, response_id: str | None) -> ApiError:
+        message = (
+            "Your input exceeds the context window of this model. "
+            "Please adjust your input and try again."
+        )
+        return InvalidRequest(
+            _with_id(message, response_id),
+            param="input",
+            code="context_length_exceeded",
+            headers=NO_RETRY,
+        )
+
+
+# How OpenAI, vLLM, llama.cpp, Ollama and TGI word a prompt too long for the model.
+_CONTEXT_LENGTH_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "exceed_context_size",
+    "exceeds the available context",
+    "prompt is too long",
+    "input is too long",
+)
+
+
+def is_context_length_error(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _CONTEXT_LENGTH_MARKERS)
+
+
 class UpstreamAuthFailed(UpstreamStatusError):
     """401/403 from the upstream: Rapport's own upstream key is wrong, not the caller's."""
 
@@ -186,6 +223,7 @@ __all__ = [
     "TextDelta",
     "ToolCallDelta",
     "UpstreamAuthFailed",
+    "UpstreamContextTooLong",
     "UpstreamProtocolError",
     "UpstreamRateLimited",
     "UpstreamRejected",
@@ -193,4 +231,5 @@ __all__ = [
     "UpstreamStatusError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "is_context_length_error",
 ]

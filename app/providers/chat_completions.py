@@ -22,6 +22,7 @@ from app.providers.base import (
     GenerationResult,
     StreamEnd,
     UpstreamAuthFailed,
+    UpstreamContextTooLong,
     UpstreamProtocolError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -29,6 +30,7 @@ from app.providers.base import (
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    is_context_length_error,
 )
 from app.wire.codec import encoder
 
@@ -124,6 +126,8 @@ class ChatCompletionsProvider:
         if status in (401, 403):
             return UpstreamAuthFailed(f"HTTP {status}: the upstream refused Rapport's key", status)
         if status < 500:
+            if is_context_length_error(message):
+                return UpstreamContextTooLong(message, status)
             return UpstreamRejected(message, status)
         return UpstreamServerError(message, status)
 
@@ -154,4 +158,6 @@ def _upstream_message(answer: httpx.Response) -> str:
         return str(error["message"])
     if isinstance(error, str):
         return error
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return str(payload["message"])  # vLLM's {"object": "error", "message": …}
     return answer.reason_phrase or "no error message"

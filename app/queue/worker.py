@@ -27,6 +27,7 @@ log = logging.getLogger("rapport.worker")
 async def run_worker(settings: Settings, concurrency: int) -> None:
     runtime = Runtime(settings)
     assert isinstance(runtime.queue, RedisJobQueue)  # the CLI refuses to start without Redis
+    await runtime.open()
     responses = ResponseService(runtime)
     running: dict[str, asyncio.Task[None]] = {}
 

@@ -1,8 +1,11 @@
-"""THE place a response's context is built: history from the chain, then the new input.
+"""THE place a response's context is built: history, then the new input, fitted to the window.
 
 History for `previous_response_id` costs two queries at any depth (the head row, then one
-recursive read of every ancestor's items). Tool-call pairing is checked on the whole context
-here, before anything is stored or sent, with OpenAI's messages.
+recursive read of every ancestor's items); a conversation's is one range read. Either comes
+with the item store's cached token counts. Tool-call pairing is checked on the whole context
+here, before anything is stored or sent, with OpenAI's messages. Then compaction items are
+rendered and the context is truncated or refused per `truncation` (app/responses/window.py),
+or a compaction is planned when it passes `context_management`'s threshold.
 """
 
 from __future__ import annotations
@@ -10,21 +13,42 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations import repository as conversations
 from app.errors import InvalidRequest, NotFound
-from app.responses import repository
+from app.responses import compaction, repository, window
+from app.responses.window import Budget, Entry
+from app.tokens.counting import TokenCounter
 
 _CHAINABLE = frozenset({"completed", "incomplete", "cancelled"})
+# Without a compact_threshold, compaction starts at this share of the input budget.
+DEFAULT_COMPACT_SHARE = 0.8
+
+
+class History(msgspec.Struct):
+    """Stored items, oldest first, with their cached token counts (None: not cached)."""
+
+    bodies: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    counts: list[int | None] = msgspec.field(default_factory=list)
+
+
+class Window(msgspec.Struct):
+    """What the model is sent, what it is estimated to cost, and a compaction to run first."""
+
+    context: list[dict[str, Any]]
+    input_tokens: int
+    input_counts: list[int]
+    plan: compaction.Plan | None = None
 
 
 async def history(
-    session: AsyncSession, project_id: str, previous_response_id: str | None
-) -> list[dict[str, Any]]:
+    session: AsyncSession, project_id: str, previous_response_id: str | None, encoding: str
+) -> History:
     """The stored items a new response continues from, oldest first."""
     if previous_response_id is None:
-        return []
+        return History()
     head = await repository.get_response(session, project_id, previous_response_id)
     if head is None:
         raise InvalidRequest(
@@ -39,7 +63,10 @@ async def history(
             param="previous_response_id",
             code="invalid_value",
         )
-    return await repository.chain_item_bodies(session, project_id, previous_response_id)
+    bodies, counts = await repository.chain_items(
+        session, project_id, previous_response_id, encoding
+    )
+    return History(bodies, counts)
 
 
 async def conversation_history(
@@ -49,7 +76,8 @@ async def conversation_history(
     response_id: str,
     now: datetime,
     lease_seconds: float,
-) -> list[dict[str, Any]]:
+    encoding: str,
+) -> History:
     """Lock the conversation for `response_id`, then read its items in order (one range read).
 
     Locking first means the items read are the ones the response continues: nobody else can
@@ -67,7 +95,18 @@ async def conversation_history(
             code="conversation_locked",
             headers={"x-should-retry": "false"},
         )
-    return await conversations.item_bodies(session, conversation_id)
+    bodies, counts = await conversations.context_items(session, conversation_id, encoding)
+    return History(bodies, counts)
+
+
+async def conversation_snapshot(
+    session: AsyncSession, project_id: str, conversation_id: str, encoding: str
+) -> History:
+    """A conversation's items without taking its lock: for counting, which appends nothing."""
+    if await conversations.get(session, project_id, conversation_id) is None:
+        raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
+    bodies, counts = await conversations.context_items(session, conversation_id, encoding)
+    return History(bodies, counts)
 
 
 def check_tool_pairing(context: list[dict[str, Any]]) -> None:
@@ -89,3 +128,124 @@ def check_tool_pairing(context: list[dict[str, Any]]) -> None:
             raise InvalidRequest(
                 f"No tool output found for function call {call_id}.", param="input"
             )
+
+
+def budget_for(
+    counter: TokenCounter,
+    context_window: int | None,
+    output_reserve: int | None,
+    *,
+    truncation: str | None,
+    instructions: str | None,
+    tools: Any,
+) -> Budget:
+    """The input budget: the window minus what is reserved for the answer (its
+    max_output_tokens, else the route's), as OpenAI reserves it before truncating."""
+    limit = None if context_window is None else context_window - (output_reserve or 0)
+    return Budget(
+        limit=limit,
+        truncation=truncation or "disabled",
+        fixed=window.fixed_tokens(counter, instructions, tools),
+    )
+
+
+def build_window(
+    counter: TokenCounter,
+    budget: Budget,
+    past: History,
+    input_bodies: list[dict[str, Any]],
+    *,
+    sealer: compaction.Sealer,
+    compact_threshold: int | None = None,
+) -> Window:
+    """Render compactions, then fit to the budget — or plan a compaction when the rendered
+    context passes `compact_threshold` (the answer's context is fitted after the summary)."""
+    read_summary = compaction.summary_reader(sealer, counter)
+    history, current = entries(counter, past, input_bodies)
+    input_counts = [entry.tokens for entry in current]
+    rendered = window.render_compactions(history + current, read_summary)
+    if compact_threshold is not None and window.total(rendered, budget) > compact_threshold:
+        rendered_history = [entry for entry in rendered if not entry.current]
+        if any(_replaceable(entry) for entry in rendered_history):
+            plan = _plan(counter, budget, history, current, rendered, read_summary)
+            return Window(
+                [entry.body for entry in rendered],
+                window.total(rendered, budget),
+                input_counts,
+                plan,
+            )
+    fitted = window.fit(rendered, budget)
+    return Window([entry.body for entry in fitted], window.total(fitted, budget), input_counts)
+
+
+def entries(
+    counter: TokenCounter, past: History, input_bodies: list[dict[str, Any]]
+) -> tuple[list[Entry], list[Entry]]:
+    """History and new input as counted entries: cached counts where the store has them."""
+    history = [
+        Entry(body, count if count is not None else item_tokens(counter, body))
+        for body, count in zip(past.bodies, past.counts, strict=True)
+    ]
+    current = [Entry(body, item_tokens(counter, body), current=True) for body in input_bodies]
+    return history, current
+
+
+def for_summary(
+    counter: TokenCounter, budget: Budget, rendered: list[Entry]
+) -> list[dict[str, Any]]:
+    """What a summarizer reads: the rendered context, its oldest items cut if the window needs."""
+    summarizer_budget = Budget(
+        limit=budget.limit,
+        truncation="auto",
+        fixed=window.fixed_tokens(counter, compaction.SUMMARY_INSTRUCTIONS, None),
+    )
+    return [entry.body for entry in window.fit(rendered, summarizer_budget)]
+
+
+def compact_threshold_for(settings: list[Any] | None, budget: Budget) -> int | None:
+    """`context_management`'s threshold; a null threshold means a share of the budget."""
+    for setting in settings or ():
+        if setting.type == "compaction":
+            if setting.compact_threshold is not None:
+                return int(setting.compact_threshold)
+            if budget.limit is not None:
+                return int(budget.limit * DEFAULT_COMPACT_SHARE)
+    return None
+
+
+def _plan(
+    counter: TokenCounter,
+    budget: Budget,
+    history: list[Entry],
+    current: list[Entry],
+    rendered: list[Entry],
+    read_summary: Any,
+) -> compaction.Plan:
+    # The summarizer reads everything (the new input too, so that the summary that replaces
+    # this turn's tool results in later turns has seen them), cut to the window if need be.
+    summarized = for_summary(counter, budget, rendered)
+
+    def rebuild(item: Entry) -> list[Entry]:
+        return window.fit(
+            window.render_compactions([*history, item], read_summary) + current, budget
+        )
+
+    return compaction.Plan(summarized, rebuild)
+
+
+def item_tokens(counter: TokenCounter, body: dict[str, Any]) -> int:
+    # A compaction item is never sent as itself: what it costs is its summary, counted where
+    # it is rendered (window.render_compactions).
+    return 0 if body.get("type") == "compaction" else counter.item(body)
+
+
+def _replaceable(entry: Entry) -> bool:
+    """An item a new compaction would fold into its summary (not a previous summary alone)."""
+    body = entry.body
+    if body.get("type", "message") == "message" and body.get("role") in (
+        "user",
+        "system",
+        "developer",
+    ):
+        return False
+    return "id" in body  # a rendered summary has no id: summarizing it alone gains nothing

@@ -20,9 +20,11 @@ from app.pagination import page_request
 from app.responses import sse
 from app.responses.background import BackgroundResponses
 from app.responses.service import ResponseService
+from app.responses.window_service import WindowService
 from app.wire import codec
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.responses import CreateResponseRequest, Response
+from app.wire.window import CompactedResponse, CompactRequest, InputTokens, InputTokensRequest
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -51,6 +53,26 @@ class ResponsesController(Controller):
         if body.stream:
             return _sse(await service.create_stream(caller, body))
         return await service.create(caller, body)
+
+    @post("/input_tokens", status_code=200, summary="Count the input tokens of a request")
+    async def input_tokens(
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        windows: NamedDependency[WindowService],
+    ) -> InputTokens:
+        body = codec.decode(await request.body(), InputTokensRequest)
+        return await windows.input_tokens(caller, body)
+
+    @post("/compact", status_code=200, summary="Compact a conversation")
+    async def compact(
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        windows: NamedDependency[WindowService],
+    ) -> CompactedResponse:
+        body = codec.decode(await request.body(), CompactRequest)
+        return await windows.compact(caller, body)
 
     @get("/{response_id:str}", summary="Retrieve a model response")
     async def retrieve(

@@ -153,6 +153,16 @@ class Emitter:
             )
         return events
 
+    def whole_item(self, item: dict[str, Any]) -> list[Event]:
+        """An item made whole before the answer streams (a compaction): added, then done."""
+        events: list[Event] = []
+        self._add(item, events)
+        self._open = None
+        events.append(
+            self.event("response.output_item.done", output_index=len(self.output) - 1, item=item)
+        )
+        return events
+
     def _open_item(self, item_type: str, events: list[Event]) -> dict[str, Any]:
         if item_type == "message":
             item = translate.message_item(None, None, "in_progress")

@@ -24,7 +24,8 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
-from app.responses import context, convert, repository, runner
+from app.responses import context, convert, fitting, repository, runner
+from app.responses.context import History, Window
 from app.responses.emitter import Emitter
 from app.responses.event_log import EventLogClosed
 from app.responses.service import ResponseService, Started
@@ -53,7 +54,9 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     )
     snapshot = convert.to_wire(row, [])
     await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
-    run = runner.StreamRun(started.provider.stream(started.generation), row.id, emitter)
+    run = runner.StreamRun(
+        started.provider, started.generation, row.id, emitter, started.plan, runtime.sealer
+    )
     me = asyncio.current_task()
     events = run.events()
     try:
@@ -92,19 +95,25 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
             return None
         row = await session.get_one(ResponseRow, response_id)
         request = msgspec.convert(row.request or {}, CreateResponseRequest)
+        tools = parse_tools(request.tools or [])
+        route, provider = runtime.providers.resolve(row.model)
+        fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
+        failure: runner.Outcome | None = None
+        window: Window | None = None
         try:
-            history = await _history(runtime, session, row, now)
-        except ApiError as exc:  # the conversation was taken while this response waited
-            failure = runner.failed_outcome("conversation_locked", exc.message)
-            history = None
-    _, provider = runtime.providers.resolve(row.model)
+            past = await _history(runtime, session, row, now, fitter.encoding)
+            window = fitter.window(past, input_bodies)
+        except ApiError as exc:  # the conversation was taken while this response waited, or
+            # the history grew past the window since the response was accepted
+            code = "invalid_prompt" if exc.code == "context_length_exceeded" else exc.code
+            failure = runner.failed_outcome(code or "invalid_prompt", exc.message)
     generation = GenerationRequest(
         model=row.model,
         instructions=row.instructions,
-        context=(history or []) + input_bodies,
+        context=window.context if window is not None else [],
         params=request,
-        tools=parse_tools(request.tools or []),
+        tools=tools,
     )
     started = Started(
         row=row,
@@ -112,8 +121,10 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         generation=generation,
         store=True,
         input_ids=[body["id"] for body in input_bodies],
+        fitter=fitter,
+        plan=window.plan if window is not None else None,
     )
-    if history is None:
+    if failure is not None:
         await responses.settle(started, failure)
         await runtime.event_log.end(response_id, runtime.settings.event_ttl_seconds)
         return None
@@ -121,8 +132,8 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
 
 
 async def _history(
-    runtime: Runtime, session: AsyncSession, row: ResponseRow, now: datetime
-) -> list[dict[str, Any]]:
+    runtime: Runtime, session: AsyncSession, row: ResponseRow, now: datetime, encoding: str
+) -> History:
     if row.conversation_id is not None:
         return await context.conversation_history(
             session,
@@ -131,8 +142,9 @@ async def _history(
             row.id,
             now,
             runtime.settings.lease_seconds,
+            encoding,
         )
-    return await context.history(session, row.project_id, row.previous_response_id)
+    return await context.history(session, row.project_id, row.previous_response_id, encoding)
 
 
 async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:

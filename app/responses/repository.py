@@ -41,9 +41,14 @@ async def insert_items(
     bodies: Sequence[dict[str, Any]],
     created_at: datetime,
     first_position: int = 0,
+    token_counts: Sequence[int] | None = None,
+    token_encoding: str | None = None,
 ) -> None:
+    """`token_counts` (one per body, made with `token_encoding`) is the cache the context
+    window reads, so that a long history is not tokenized again on every turn."""
     if not bodies:
         return
+    counts: Sequence[int | None] = token_counts or [None] * len(bodies)
     await session.execute(
         _INSERT_ITEMS,
         [
@@ -55,9 +60,11 @@ async def insert_items(
                 "position": first_position + offset,
                 "type": body["type"],
                 "body": body,
+                "token_count": count,
+                "token_encoding": token_encoding if count is not None else None,
                 "created_at": created_at,
             }
-            for offset, body in enumerate(bodies)
+            for offset, (body, count) in enumerate(zip(bodies, counts, strict=True))
         ],
     )
 
@@ -103,6 +110,14 @@ async def get_bodies(
     return list(rows)
 
 
+def cached_count(items: sa.Table) -> sa.ColumnElement[Any]:
+    """An item's cached token count, only where it was made with the encoding asked for."""
+    return sa.case(
+        (items.c.token_encoding == sa.bindparam("token_encoding"), items.c.token_count),
+        else_=sa.null(),
+    )
+
+
 def _chain_items_statement(lateral: bool) -> sa.Select[tuple[Any]]:
     """Built once per dialect: the recursive walk by primary key, then each turn's items.
 
@@ -130,17 +145,19 @@ def _chain_items_statement(lateral: bool) -> sa.Select[tuple[Any]]:
     )
     if not lateral:
         return (
-            sa.select(ITEMS.c.body)
+            sa.select(ITEMS.c.body, cached_count(ITEMS))
             .join(chain, ITEMS.c.response_id == chain.c.id)
             .order_by(chain.c.depth.desc(), ITEMS.c.side, ITEMS.c.position)
         )
     turn = (
-        sa.select(ITEMS.c.body, ITEMS.c.side, ITEMS.c.position)
+        sa.select(
+            ITEMS.c.body, cached_count(ITEMS).label("token_count"), ITEMS.c.side, ITEMS.c.position
+        )
         .where(ITEMS.c.response_id == chain.c.id)
         .lateral("turn")
     )
     return (
-        sa.select(turn.c.body)
+        sa.select(turn.c.body, turn.c.token_count)
         .select_from(chain)
         .join(turn, sa.true())
         .order_by(chain.c.depth.desc(), turn.c.side, turn.c.position)
@@ -158,19 +175,25 @@ _INSERT_ITEMS = sa.insert(ITEMS)
 _FINISH_STATEMENTS: dict[tuple[str, ...], sa.Update] = {}
 
 
-async def chain_item_bodies(
-    session: AsyncSession, project_id: str, newest_id: str
-) -> list[dict[str, Any]]:
+async def chain_items(
+    session: AsyncSession, project_id: str, newest_id: str, token_encoding: str
+) -> tuple[list[dict[str, Any]], list[int | None]]:
     """Every item of `newest_id` and its ancestors, oldest turn first: one recursive query.
 
     The recursive part walks `previous_response_id` links (ancestors may be deleted: a
     deletion hides a response, it does not rewrite the history of its descendants); the join
-    reads each turn's input items, then its output items, in position order.
+    reads each turn's input items, then its output items, in position order. Beside each body
+    comes its cached token count for `token_encoding` (None where there is none).
     """
     dialect = session.get_bind().dialect.name
     statement = _CHAIN_ITEMS.get(dialect, _CHAIN_ITEMS["sqlite"])
-    rows = await session.scalars(statement, {"newest_id": newest_id, "project_id": project_id})
-    return list(rows)
+    parameters = {
+        "newest_id": newest_id,
+        "project_id": project_id,
+        "token_encoding": token_encoding,
+    }
+    rows = (await session.execute(statement, parameters)).all()
+    return [row[0] for row in rows], [row[1] for row in rows]
 
 
 async def soft_delete(

@@ -13,14 +13,13 @@ the same functions (`providers/translate.py`), and the tests hold both to the sa
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
 
 from app.db.base import utcnow
 from app.providers.base import (
-    Delta,
     GenerationRequest,
     GenerationResult,
     Provider,
@@ -28,7 +27,9 @@ from app.providers.base import (
     StreamEnd,
 )
 from app.providers.translate import INCOMPLETE_REASONS
+from app.responses import compaction
 from app.responses.emitter import Emitter, Event
+from app.wire.responses import ResponseUsage
 
 log = logging.getLogger("rapport.runner")
 
@@ -42,8 +43,19 @@ class Outcome(msgspec.Struct):
     failure: ProviderError | None = None
 
 
-async def run(provider: Provider, generation: GenerationRequest, response_id: str) -> Outcome:
+async def run(
+    provider: Provider,
+    generation: GenerationRequest,
+    response_id: str,
+    plan: compaction.Plan | None = None,
+    sealer: compaction.Sealer | None = None,
+) -> Outcome:
+    """One non-streaming generation, after the compaction `plan` asks for (if any)."""
+    compacted: tuple[dict[str, Any], ResponseUsage] | None = None
     try:
+        if plan is not None and sealer is not None:
+            item, usage, generation = await compaction.compact(provider, generation, plan, sealer)
+            compacted = item, usage
         result = await provider.generate(generation)
     except ProviderError as exc:
         _log_failure(response_id, exc)
@@ -51,6 +63,9 @@ async def run(provider: Provider, generation: GenerationRequest, response_id: st
     except Exception as exc:  # noqa: BLE001  (a bug of ours must still end stored and terminal)
         _log_failure(response_id, exc)
         return _failed("server_error", "The model failed to generate a response.", None, [])
+    if compacted is not None:
+        result.output = [compacted[0], *result.output]
+        result.usage = compaction.added_usage(compacted[1], result.usage)
     return _settled(result, generation.params.max_tool_calls)
 
 
@@ -58,17 +73,40 @@ class StreamRun:
     """One streamed generation: iterate `events()` for item events, then read `outcome`."""
 
     def __init__(
-        self, deltas: AsyncIterator[Delta | StreamEnd], response_id: str, emitter: Emitter
+        self,
+        provider: Provider,
+        generation: GenerationRequest,
+        response_id: str,
+        emitter: Emitter,
+        plan: compaction.Plan | None = None,
+        sealer: compaction.Sealer | None = None,
     ) -> None:
-        self._deltas = deltas
+        self._provider = provider
+        self._generation = generation
         self._response_id = response_id
         self._emitter = emitter
+        self._plan = plan
+        self._sealer = sealer
+        self._usage_before: ResponseUsage | None = None  # the compaction's summary call
         self.outcome: Outcome | None = None
+
+    async def _compact_first(self) -> AsyncGenerator[Event, None]:
+        """The compaction item streams whole, as output item 0, before the answer starts."""
+        if self._plan is None or self._sealer is None:
+            return
+        item, usage, self._generation = await compaction.compact(
+            self._provider, self._generation, self._plan, self._sealer
+        )
+        self._usage_before = usage
+        for event in self._emitter.whole_item(item):
+            yield event
 
     async def events(self) -> AsyncGenerator[Event, None]:
         end: StreamEnd | None = None
         try:
-            async for delta in self._deltas:
+            async for event in self._compact_first():
+                yield event
+            async for delta in self._provider.stream(self._generation):
                 if isinstance(delta, StreamEnd):
                     end = delta
                 else:
@@ -91,9 +129,12 @@ class StreamRun:
         reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
         for event in self._emitter.close("incomplete" if reason else "completed"):
             yield event
+        usage = end.usage
+        if self._usage_before is not None:
+            usage = compaction.added_usage(self._usage_before, usage)
         result = GenerationResult(
             output=self._emitter.output,
-            usage=end.usage,
+            usage=usage,
             status="incomplete" if reason else "completed",
             incomplete_reason=reason,  # type: ignore[arg-type]
             service_tier=end.service_tier,

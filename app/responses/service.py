@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import ids
 from app.auth import Caller
@@ -23,14 +24,17 @@ from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import context, convert, lease, repository, runner, streaming
+from app.responses import context, convert, fitting, lease, repository, runner, streaming
+from app.responses.compaction import Plan, Sealer
+from app.responses.context import History, Window
+from app.responses.fitting import Fitter
 from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
 
-Launch = Callable[[Provider, GenerationRequest, str], Any]
+Launch = Callable[[Provider, GenerationRequest, str, Plan | None], Any]
 
 # How long a queued background response holds its conversation before a worker renews it.
 QUEUED_LEASE_SECONDS = 600.0
@@ -44,6 +48,8 @@ class Started(msgspec.Struct):
     generation: GenerationRequest
     store: bool
     input_ids: list[str]
+    fitter: Fitter
+    plan: Plan | None = None  # a compaction to run before the answer
     launched: Any = None  # the generation already under way (a task), when launched early
 
 
@@ -55,8 +61,12 @@ class ResponseService:
     async def create(self, caller: Caller, request: CreateResponseRequest) -> Response:
         """The non-streaming create: the upstream's own non-streaming call, one JSON answer."""
 
-        def launch(provider: Provider, generation: GenerationRequest, response_id: str) -> Any:
-            return asyncio.create_task(runner.run(provider, generation, response_id))
+        def launch(
+            provider: Provider, generation: GenerationRequest, response_id: str, plan: Plan | None
+        ) -> Any:
+            return asyncio.create_task(
+                runner.run(provider, generation, response_id, plan, self._runtime.sealer)
+            )
 
         started = await self.begin(caller, request, launch)
         try:
@@ -97,25 +107,29 @@ class ResponseService:
         the floor, and Rapport's first write need not add to it. Should the unit of work fail,
         the launched run is cancelled and the client gets the error."""
         prepared = prepare(request)
-        _route, provider = self._runtime.providers.resolve(prepared.model)
+        route, provider = self._runtime.providers.resolve(prepared.model)
+        fitter = fitting.for_request(
+            request, prepared.model, route, self._runtime.sealer, prepared.tools
+        )
         row = _new_row(caller, prepared)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
         made: dict[str, Any] = {}
 
-        def context_ready(history: list[dict[str, Any]]) -> None:
+        def context_ready(window: Window) -> None:
+            made["window"] = window
             made["generation"] = generation = GenerationRequest(
                 model=prepared.model,
                 instructions=request.instructions,
-                context=history + input_bodies,
+                context=window.context,
                 params=request,
                 tools=prepared.tools,
             )
             if launch is not None:
-                made["launched"] = launch(provider, generation, row.id)
+                made["launched"] = launch(provider, generation, row.id, window.plan)
 
         try:
-            await self._start(row, input_bodies, store, context_ready)
+            await self._start(row, input_bodies, store, fitter, context_ready)
         except BaseException:
             if "launched" in made:
                 made["launched"].cancel()  # unit of work #1 failed: no model run for it
@@ -126,8 +140,14 @@ class ResponseService:
             generation=made["generation"],
             store=store,
             input_ids=[body["id"] for body in input_bodies],
+            fitter=fitter,
+            plan=made["window"].plan,
             launched=made.get("launched"),
         )
+
+    @property
+    def sealer(self) -> Sealer:
+        return self._runtime.sealer
 
     def kept_alive(
         self, started: Started, on_lost: Callable[[], object] | None = None
@@ -153,26 +173,16 @@ class ResponseService:
         row: ResponseRow,
         input_bodies: list[dict[str, Any]],
         store: bool,
-        context_ready: Callable[[list[dict[str, Any]]], None],
+        fitter: Fitter,
+        context_ready: Callable[[Window], None],
     ) -> None:
-        """Unit of work #1: read the history, check pairing, store the response and its input."""
+        """Unit of work #1: read the history, check pairing, fit the window, store the
+        response and its input (with their token counts, the cache later turns read)."""
         async with unit_of_work(self._sessions) as session:
-            if row.conversation_id is not None:
-                # A queued background response holds the conversation until a worker takes
-                # it and renews the lease like any running response.
-                seconds = self._runtime.settings.lease_seconds
-                history = await context.conversation_history(
-                    session,
-                    row.project_id,
-                    row.conversation_id,
-                    row.id,
-                    row.created_at,
-                    QUEUED_LEASE_SECONDS if row.background else seconds,
-                )
-            else:
-                history = await context.history(session, row.project_id, row.previous_response_id)
-            context.check_tool_pairing(history + input_bodies)
-            context_ready(history)
+            past = await self._history(session, row, fitter.encoding)
+            context.check_tool_pairing(past.bodies + input_bodies)
+            window = fitter.window(past, input_bodies)
+            context_ready(window)
             if store:
                 await repository.insert_response(session, _row_values(row))
                 await repository.insert_items(
@@ -182,7 +192,27 @@ class ResponseService:
                     side=repository.INPUT,
                     bodies=input_bodies,
                     created_at=row.created_at,
+                    token_counts=window.input_counts,
+                    token_encoding=fitter.encoding,
                 )
+
+    async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
+        if row.conversation_id is None:
+            return await context.history(
+                session, row.project_id, row.previous_response_id, encoding
+            )
+        # A queued background response holds the conversation until a worker takes it and
+        # renews the lease like any running response.
+        seconds = self._runtime.settings.lease_seconds
+        return await context.conversation_history(
+            session,
+            row.project_id,
+            row.conversation_id,
+            row.id,
+            row.created_at,
+            QUEUED_LEASE_SECONDS if row.background else seconds,
+            encoding,
+        )
 
     async def _finish(self, started: Started, outcome: runner.Outcome) -> None:
         """Unit of work #2: terminal state, output items, conversation turn — all or nothing.
@@ -202,6 +232,8 @@ class ResponseService:
                 side=repository.OUTPUT,
                 bodies=outcome.output,
                 created_at=utcnow(),
+                token_counts=started.fitter.counts(outcome.output),
+                token_encoding=started.fitter.encoding,
             )
             if row.conversation_id is not None:
                 holder = await conversations.lock_holder(session, row.conversation_id)

@@ -20,6 +20,7 @@ from app.responses.emitter import Emitter
 from app.responses.sse import frame
 
 if TYPE_CHECKING:
+    from app.responses.compaction import Sealer
     from app.responses.service import Started
 
 TERMINAL_EVENTS = {
@@ -31,6 +32,9 @@ TERMINAL_EVENTS = {
 
 class Settler(Protocol):
     """What the stream needs from the service: keep the lease alive, record the end."""
+
+    @property
+    def sealer(self) -> Sealer: ...
 
     def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]: ...
 
@@ -44,7 +48,14 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=params.max_tool_calls,
     )
-    run = runner.StreamRun(started.provider.stream(started.generation), started.row.id, emitter)
+    run = runner.StreamRun(
+        started.provider,
+        started.generation,
+        started.row.id,
+        emitter,
+        started.plan,
+        service.sealer,
+    )
     snapshot = convert.to_wire(started.row, [])
     yield frame(emitter.event("response.created", response=snapshot))
     yield frame(emitter.event("response.in_progress", response=snapshot))

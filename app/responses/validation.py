@@ -179,8 +179,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
-        ("truncation", request.truncation == "auto", "Automatic truncation ('truncation': 'auto')"),
-        ("context_management", bool(request.context_management), "Server-side compaction"),
         ("prompt", request.prompt is not None, "Prompt templates ('prompt')"),
         ("top_logprobs", bool(request.top_logprobs), "Log probabilities ('top_logprobs')"),
         ("moderation", request.moderation is not None, "Moderation"),

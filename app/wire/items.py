@@ -73,14 +73,26 @@ class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
     status: ItemStatus | None = None
 
 
-InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning
+class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
+    """A summary Rapport made (app/responses/compaction.py), handed back by a client."""
 
-SUPPORTED_INPUT_TYPES = ["message", "function_call", "function_call_output", "reasoning"]
+    encrypted_content: Annotated[str, msgspec.Meta(max_length=20_971_520)]
+    id: str | None = None
+
+
+InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning | Compaction
+
+SUPPORTED_INPUT_TYPES = [
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "compaction",
+]
 # Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
 KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
     {
         "item_reference",
-        "compaction",
         "compaction_trigger",
         "custom_tool_call",
         "custom_tool_call_output",
@@ -113,6 +125,7 @@ _ID_PREFIX = {
     "function_call": ids.FUNCTION_CALL,
     "function_call_output": ids.FUNCTION_CALL_OUTPUT,
     "reasoning": ids.REASONING,
+    "compaction": ids.COMPACTION,
 }
 
 
@@ -150,6 +163,8 @@ def stored_body(item: InputItem) -> dict[str, Any]:
     elif isinstance(item, FunctionCallOutput):
         body.update(call_id=item.call_id, output=msgspec.to_builtins(item.output))
         body["status"] = "completed"
+    elif isinstance(item, Compaction):
+        body["encrypted_content"] = item.encrypted_content
     else:
         body["summary"] = msgspec.to_builtins(item.summary)
         if item.content is not None:

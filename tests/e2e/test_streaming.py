@@ -661,7 +661,8 @@ async def test_disconnect_during_the_final_write_still_settles(
     http: httpx.AsyncClient, sessions: Sessions
 ) -> None:
     """A row lock held by the test parks the server's final UPDATE until the client is gone."""
-    body = {"model": "test-model", "input": "nearly done", "stream": True}
+    # Chunks 50 ms apart: the stream outlasts the test's taking of the lock.
+    body = {"model": "test-model", "input": "[sleep:50] nearly done", "stream": True}
     response_id = ""
     async with sessions() as locker:
         async with http.stream("POST", "/responses", json=body) as answer:

@@ -311,13 +311,6 @@ CONVERSATION_CASES = [
 
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
-    case({"truncation": "auto"}, "truncation", "unsupported_parameter", "truncation-auto"),
-    case(
-        {"context_management": [{"type": "compaction"}]},
-        "context_management",
-        "unsupported_parameter",
-        "context_management",
-    ),
     case({"prompt": {"id": "pmpt_abc"}}, "prompt", "unsupported_parameter", "prompt"),
     case({"top_logprobs": 5}, "top_logprobs", "unsupported_parameter", "top_logprobs-5"),
     case(
@@ -410,7 +403,7 @@ async def test_create_rejects(
         ),
         pytest.param({"top_logprobs": 21}, "top_logprobs", "integer_above_max_value", id="tlp"),
         pytest.param({"service_tier": "gold"}, "service_tier", "invalid_value", id="tier"),
-        pytest.param({"truncation": "auto"}, "truncation", "unsupported_parameter", id="trunc"),
+        pytest.param({"truncation": "sometimes"}, "truncation", "invalid_value", id="trunc"),
         pytest.param(
             {"metadata": {f"k{i}": "v" for i in range(17)}},
             "metadata",

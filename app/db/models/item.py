@@ -30,5 +30,7 @@ class Item(Base):
     position: Mapped[int] = mapped_column(sa.Integer)
     type: Mapped[str] = mapped_column(sa.String(40))
     body: Mapped[dict[str, Any]] = mapped_column(Json)
+    # Filled when the item is written, counted with `token_encoding` (see app/tokens/).
     token_count: Mapped[int | None] = mapped_column(sa.Integer)
+    token_encoding: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

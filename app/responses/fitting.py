@@ -1,0 +1,77 @@
+"""One request's view of the context window: its counter, budget and compaction threshold.
+
+Made once per create (and per background claim, and per input-token count) from the model's
+route and the request, so the service, the worker and the counting endpoint fit a context the
+same way (the fitting itself is `context.build_window`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import ModelRoute
+from app.responses import compaction, context
+from app.responses.context import History, Window
+from app.tokens import models
+from app.tokens.counting import TokenCounter
+
+
+class Fitter:
+    def __init__(
+        self,
+        *,
+        model: str,
+        route: ModelRoute,
+        sealer: compaction.Sealer,
+        instructions: str | None,
+        tools: Any,
+        truncation: str | None,
+        max_output_tokens: int | None,
+        context_management: list[Any] | None = None,
+    ) -> None:
+        self.counter = TokenCounter(models.encoding_for(model, route))
+        self.sealer = sealer
+        window, route_reserve = models.window_for(model, route)
+        self.budget = context.budget_for(
+            self.counter,
+            window,
+            max_output_tokens if max_output_tokens is not None else route_reserve,
+            truncation=truncation,
+            instructions=instructions,
+            tools=tools,
+        )
+        self.compact_threshold = context.compact_threshold_for(context_management, self.budget)
+
+    @property
+    def encoding(self) -> str:
+        return self.counter.encoding_name
+
+    def window(self, past: History, input_bodies: list[dict[str, Any]]) -> Window:
+        return context.build_window(
+            self.counter,
+            self.budget,
+            past,
+            input_bodies,
+            sealer=self.sealer,
+            compact_threshold=self.compact_threshold,
+        )
+
+    def counts(self, bodies: list[dict[str, Any]]) -> list[int]:
+        """Token counts for the item store's cache (output items, items added directly)."""
+        return [context.item_tokens(self.counter, body) for body in bodies]
+
+
+def for_request(
+    request: Any, model: str, route: ModelRoute, sealer: compaction.Sealer, tools: Any
+) -> Fitter:
+    """The fitter of a create (or input-token count) request's own parameters."""
+    return Fitter(
+        model=model,
+        route=route,
+        sealer=sealer,
+        instructions=request.instructions,
+        tools=tools,
+        truncation=request.truncation,
+        max_output_tokens=getattr(request, "max_output_tokens", None),
+        context_management=getattr(request, "context_management", None),
+    )

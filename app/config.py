@@ -34,6 +34,16 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Older OpenAI-compatible servers (llama.cpp, Ollama) only know `max_tokens`; OpenAI's
     # reasoning models only accept `max_completion_tokens`. The route says which to send.
     max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    # Parameters not every OpenAI-compatible server knows: sent only where the route says so
+    # (OpenAI refuses top_k; vLLM takes it; `metadata` is stored by OpenAI only with `store`).
+    forward_top_k: bool = False
+    forward_metadata: bool = False
+    forward_verbosity: bool = False
+    # File parts (`input_file`): OpenAI takes them; most self-hosted servers do not.
+    accepts_files: bool = True
+    # Earlier reasoning sent back as `reasoning_content` on the assistant turn it preceded
+    # (vLLM, DeepSeek); otherwise reasoning items are left out of the upstream's context.
+    replay_reasoning: bool = False
     timeout_seconds: float = 600.0
 
 

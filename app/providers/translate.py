@@ -27,12 +27,16 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
     params = request.params
     body: dict[str, Any] = {
         "model": route.upstream_model or request.model,
-        "messages": to_chat_messages(request.instructions, request.context),
+        "messages": to_chat_messages(
+            request.instructions, request.context, replay_reasoning=route.replay_reasoning
+        ),
     }
     optional = {
         "temperature": params.temperature,
         "top_p": params.top_p,
-        "top_k": params.top_k,
+        "top_k": params.top_k if route.forward_top_k else None,
+        "metadata": (params.metadata or None) if route.forward_metadata else None,
+        "verbosity": _verbosity(params) if route.forward_verbosity else None,
         "user": params.user,
         "safety_identifier": params.safety_identifier,
         "prompt_cache_key": params.prompt_cache_key,
@@ -48,13 +52,17 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
 
 
 def to_chat_messages(
-    instructions: str | None, context: list[dict[str, Any]]
+    instructions: str | None, context: list[dict[str, Any]], *, replay_reasoning: bool = False
 ) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    reasoning: str | None = None  # waiting for the assistant turn it belongs to
     for item in context:
         kind = item["type"]
+        if kind == "reasoning":
+            reasoning = reasoning_text(item) if replay_reasoning else None
+            continue
         if kind == "message":
             messages.append(_chat_message(item))
         elif kind == "function_call":
@@ -67,7 +75,20 @@ def to_chat_messages(
                     "content": _text_of(item["output"]),
                 }
             )
+        if reasoning and messages and messages[-1]["role"] == "assistant":
+            messages[-1]["reasoning_content"] = reasoning
+        reasoning = None
     return messages
+
+
+def reasoning_text(item: dict[str, Any]) -> str:
+    """A reasoning item's text: its reasoning content, else its summary."""
+    parts = item.get("content") or item.get("summary") or []
+    return "".join(part.get("text", "") for part in parts)
+
+
+def _verbosity(params: Any) -> str | None:
+    return params.text.verbosity if params.text is not None else None
 
 
 def _chat_message(item: dict[str, Any]) -> dict[str, Any]:

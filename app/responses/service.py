@@ -28,7 +28,7 @@ from app.responses import context, convert, fitting, lease, repository, runner, 
 from app.responses.compaction import Plan, Sealer
 from app.responses.context import History, Window
 from app.responses.fitting import Fitter
-from app.responses.validation import PreparedRequest, prepare
+from app.responses.validation import PreparedRequest, check_route_accepts, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
@@ -114,6 +114,7 @@ class ResponseService:
         row = _new_row(caller, prepared)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
+        check_route_accepts(route, input_bodies)
         made: dict[str, Any] = {}
 
         def context_ready(window: Window) -> None:

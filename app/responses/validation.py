@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from app import ids
+from app.config import ModelRoute
 from app.errors import InvalidRequest, invalid_value, not_supported
 from app.wire import codec
 from app.wire.items import (
@@ -197,6 +198,21 @@ def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     for index, value in enumerate(request.include or []):
         if value in _UNSUPPORTED_INCLUDES:
             raise not_supported(f"include[{index}]", _UNSUPPORTED_INCLUDES[value])
+
+
+def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None:
+    """What the model's route cannot take is refused by name, never silently dropped."""
+    if route.accepts_files:
+        return
+    for index, body in enumerate(bodies):
+        content = body.get("content") if body.get("type") == "message" else body.get("output")
+        for part_index, part in enumerate(content if isinstance(content, list) else []):
+            if part.get("type") == "input_file":
+                raise InvalidRequest(
+                    f"The model '{route.name}' does not accept file inputs ('input_file').",
+                    param=f"input[{index}].content[{part_index}]",
+                    code="unsupported_parameter",
+                )
 
 
 def _check_tool_choice(request: CreateResponseRequest, tools: tuple[FunctionTool, ...]) -> None:

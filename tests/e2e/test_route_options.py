@@ -1,0 +1,92 @@
+"""What a route lets through to its upstream: top_k, metadata, verbosity, files, reasoning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai import AsyncOpenAI
+
+from tests.conftest import Project, rapport_with_routes, sdk
+from tests.harness import RapportServer
+from tests.upstream import TestUpstream
+
+FILE_PART: Any = {
+    "type": "input_file",
+    "filename": "a.txt",
+    "file_data": "data:text/plain;base64,aGVsbG8=",
+}
+
+
+@pytest.fixture(scope="module")
+def routed(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]:
+    with rapport_with_routes(
+        database_url,
+        upstream,
+        open={
+            "forward_top_k": True,
+            "forward_metadata": True,
+            "forward_verbosity": True,
+            "replay_reasoning": True,
+        },
+        closed={"accepts_files": False},
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def client(routed: RapportServer, project: Project) -> AsyncOpenAI:
+    return sdk(routed, project)
+
+
+async def test_opt_in_parameters_reach_only_routes_that_ask(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    extra: Any = {"top_k": 40}
+    for model in ("open", "closed"):
+        response = await client.responses.create(
+            model=model,
+            input="hi",
+            metadata={"team": "a"},
+            text={"verbosity": "low"},
+            extra_body=extra,
+        )
+        assert response.metadata == {"team": "a"}  # echoed either way
+        assert response.text.verbosity == "low"
+    opened, closed = (request.body for request in upstream.requests)
+    assert (opened["top_k"], opened["metadata"], opened["verbosity"]) == (40, {"team": "a"}, "low")
+    assert not {"top_k", "metadata", "verbosity"} & set(closed)
+
+
+async def test_files_pass_through_or_are_refused_by_name(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    content: Any = [{"type": "input_text", "text": "read this"}, FILE_PART]
+    await client.responses.create(model="open", input=[{"role": "user", "content": content}])
+    sent = upstream.last_request().body["messages"][-1]["content"]
+    assert sent[1] == {
+        "type": "file",
+        "file": {"filename": "a.txt", "file_data": "data:text/plain;base64,aGVsbG8="},
+    }
+    upstream.clear()
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.responses.create(model="closed", input=[{"role": "user", "content": content}])
+    assert refused.value.code == "unsupported_parameter"
+    assert refused.value.param == "input[0].content[1]"
+    assert upstream.requests == []
+
+
+async def test_reasoning_is_replayed_only_where_the_route_says(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    for model in ("open", "closed"):
+        first = await client.responses.create(model=model, input="[reasoning:think hard] q")
+        assert [item.type for item in first.output] == ["reasoning", "message"]
+        await client.responses.create(model=model, input="next", previous_response_id=first.id)
+    replayed = upstream.requests[1].body["messages"][1]
+    dropped = upstream.requests[3].body["messages"][1]
+    assert replayed["role"] == dropped["role"] == "assistant"
+    assert replayed["reasoning_content"] == "think hard"
+    assert "reasoning_content" not in dropped

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations import repository as conversations
 from app.errors import InvalidRequest, NotFound
-from app.responses import compaction, repository, window
+from app.responses import compaction, repository, sealed_reasoning, window
 from app.responses.window import Budget, Entry
 from app.tokens.counting import TokenCounter
 
@@ -175,7 +175,8 @@ def build_window(
                 plan,
             )
     fitted = window.fit(rendered, budget)
-    return Window([entry.body for entry in fitted], window.total(fitted, budget), input_counts)
+    sent = sealed_reasoning.opened(sealer, [entry.body for entry in fitted])
+    return Window(sent, window.total(fitted, budget), input_counts)
 
 
 def entries(

@@ -27,7 +27,7 @@ from app.providers.base import (
     StreamEnd,
 )
 from app.providers.translate import INCOMPLETE_REASONS
-from app.responses import compaction
+from app.responses import compaction, sealed_reasoning
 from app.responses.emitter import Emitter, Event
 from app.wire.responses import ResponseUsage
 
@@ -63,6 +63,9 @@ async def run(
     except Exception as exc:  # noqa: BLE001  (a bug of ours must still end stored and terminal)
         _log_failure(response_id, exc)
         return _failed("server_error", "The model failed to generate a response.", None, [])
+    if sealer is not None and sealed_reasoning.wanted(generation.params.include):
+        for item in result.output:
+            sealed_reasoning.seal(sealer, item)
     if compacted is not None:
         result.output = [compacted[0], *result.output]
         result.usage = compaction.added_usage(compacted[1], result.usage)
@@ -101,6 +104,16 @@ class StreamRun:
         for event in self._emitter.whole_item(item):
             yield event
 
+    def _seal_if_done(self, event: Event) -> None:
+        """A finished reasoning item gets its sealed copy before its done event goes out (the
+        event holds the same item the output keeps)."""
+        if (
+            event["type"] == "response.output_item.done"
+            and self._sealer is not None
+            and sealed_reasoning.wanted(self._generation.params.include)
+        ):
+            sealed_reasoning.seal(self._sealer, event["item"])
+
     async def events(self) -> AsyncGenerator[Event, None]:
         end: StreamEnd | None = None
         try:
@@ -111,6 +124,7 @@ class StreamRun:
                     end = delta
                 else:
                     for event in self._emitter.on_delta(delta):
+                        self._seal_if_done(event)
                         yield event
         except ProviderError as exc:
             _log_failure(self._response_id, exc)
@@ -128,6 +142,7 @@ class StreamRun:
         assert end is not None  # providers end every successful stream with a StreamEnd
         reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
         for event in self._emitter.close("incomplete" if reason else "completed"):
+            self._seal_if_done(event)
             yield event
         usage = end.usage
         if self._usage_before is not None:

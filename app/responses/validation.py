@@ -25,7 +25,6 @@ from app.wire.tools import HOSTED_TOOL_TYPES, FunctionTool, ToolChoiceAllowed, T
 
 _UNSUPPORTED_INCLUDES = {
     "message.output_text.logprobs": "Returning logprobs",
-    "reasoning.encrypted_content": "Returning encrypted reasoning content",
 }
 
 

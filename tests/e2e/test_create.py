@@ -98,9 +98,10 @@ async def test_parameters_reach_the_upstream(client: AsyncOpenAI, upstream: Test
         "safety_identifier": "hashed-user",
         "prompt_cache_key": "cache-1",
         "service_tier": "flex",
-        "top_k": 5,
     }.items():
         assert sent.body[key] == value, key
+    # Sent only where the route opts in (tests/e2e/test_route_options.py).
+    assert "top_k" not in sent.body
     assert "metadata" not in sent.body
     assert "store" not in sent.body
     assert response.instructions == "You are terse."

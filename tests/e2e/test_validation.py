@@ -319,12 +319,6 @@ NOT_YET_CASES = [
         "unsupported_parameter",
         "include-logprobs",
     ),
-    case(
-        {"include": ["reasoning.encrypted_content"]},
-        "include[0]",
-        "unsupported_parameter",
-        "include-encrypted",
-    ),
     case({"moderation": {"model": "m"}}, "moderation", "unsupported_parameter", "moderation"),
     case({"background_options": {}}, "background_options", "unsupported_parameter", "bg-options"),
     case(

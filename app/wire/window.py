@@ -30,9 +30,9 @@ class InputTokensRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     personality: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
-class InputTokens(msgspec.Struct):
-    input_tokens: int
+class InputTokens(msgspec.Struct, kw_only=True):
     object: Literal["response.input_tokens"] = "response.input_tokens"
+    input_tokens: int
 
 
 class CompactRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -49,9 +49,9 @@ class CompactRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     image: dict[str, Any] | None = None
 
 
-class CompactedResponse(msgspec.Struct):
+class CompactedResponse(msgspec.Struct, kw_only=True):
     id: str
+    object: Literal["response.compaction"] = "response.compaction"
     created_at: int
     output: list[dict[str, Any]]
     usage: ResponseUsage
-    object: Literal["response.compaction"] = "response.compaction"

@@ -27,7 +27,7 @@ import msgspec
 from app.config import ModelRoute
 from app.errors import ApiError, InvalidRequest, NotFound, RateLimited, ServerFault
 from app.wire.responses import CreateResponseRequest, ResponseUsage
-from app.wire.tools import FunctionTool
+from app.wire.tools import Tool
 
 NO_RETRY = {"x-should-retry": "false"}
 
@@ -39,7 +39,7 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     instructions: str | None
     context: list[dict[str, Any]]
     params: CreateResponseRequest
-    tools: tuple[FunctionTool, ...] = ()
+    tools: tuple[Tool, ...] = ()
 
 
 class GenerationResult(msgspec.Struct):

@@ -71,7 +71,7 @@ class ChatCompletionsProvider:
             raise UpstreamProtocolError(
                 "the upstream answered with a body that is not JSON"
             ) from None
-        return translate.from_chat_completion(payload)
+        return translate.from_chat_completion(payload, translate.custom_names(request.tools))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
         body = translate.to_chat_body(request, self._route)

@@ -8,13 +8,21 @@ Answers: one chat choice becomes output items in OpenAI's order: reasoning, mess
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app import ids
 from app.config import ModelRoute
 from app.providers.base import GenerationRequest, GenerationResult, UpstreamProtocolError
 from app.wire.responses import InputTokensDetails, OutputTokensDetails, ResponseUsage
-from app.wire.tools import FormatJsonObject, FormatJsonSchema, ToolChoiceAllowed, ToolChoiceFunction
+from app.wire.tools import (
+    CustomTool,
+    FormatJsonObject,
+    FormatJsonSchema,
+    Tool,
+    ToolChoiceAllowed,
+    ToolChoiceFunction,
+)
 
 # chat-completions finish_reason → Responses incomplete_details.reason; others mean completed.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -67,7 +75,10 @@ def to_chat_messages(
             messages.append(_chat_message(item))
         elif kind == "function_call":
             _attach_tool_call(messages, item)
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            arguments = json.dumps({"input": item["input"]})
+            _attach_tool_call(messages, {**item, "arguments": arguments})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(
                 {
                     "role": "tool",
@@ -140,22 +151,7 @@ def _add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
     params = request.params
     tools = request.tools
     if tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    key: value
-                    for key, value in (
-                        ("name", tool.name),
-                        ("description", tool.description),
-                        ("parameters", tool.parameters),
-                        ("strict", tool.strict),
-                    )
-                    if value is not None
-                },
-            }
-            for tool in tools
-        ]
+        body["tools"] = [_chat_tool(tool) for tool in tools]
         if params.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = params.parallel_tool_calls
     choice = params.tool_choice
@@ -173,6 +169,66 @@ def _add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
         }
 
 
+def _chat_tool(tool: Tool) -> dict[str, Any]:
+    if isinstance(tool, CustomTool):
+        return {"type": "function", "function": custom_as_function(tool)}
+    fields = (
+        ("name", tool.name),
+        ("description", tool.description),
+        ("parameters", tool.parameters),
+        ("strict", tool.strict),
+    )
+    return {"type": "function", "function": {k: v for k, v in fields if v is not None}}
+
+
+def custom_as_function(tool: CustomTool) -> dict[str, Any]:
+    """A custom tool as a function of one string, `input`; its format (a grammar or regex the
+    upstream cannot enforce) is described to the model instead."""
+    description = tool.description or ""
+    form = tool.format or {}
+    if form.get("definition"):
+        syntax = form.get("syntax", "grammar")
+        description += f"\nThe input must match this {syntax}:\n{form['definition']}"
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "parameters": {
+            "type": "object",
+            "properties": {"input": {"type": "string"}},
+            "required": ["input"],
+            "additionalProperties": False,
+        },
+    }
+    if description.strip():
+        function["description"] = description.strip()
+    return function
+
+
+def custom_names(tools: tuple[Tool, ...]) -> frozenset[str]:
+    return frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
+
+
+def custom_input(arguments: str) -> str:
+    """The free text of a custom call, from the one-argument function call that carried it."""
+    try:
+        decoded = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(decoded, dict) and isinstance(decoded.get("input"), str):
+        return str(decoded["input"])
+    return arguments
+
+
+def custom_tool_call_item(call_id: str, name: str, text: str, status: str) -> dict[str, Any]:
+    return {
+        "id": ids.new_id(ids.CUSTOM_TOOL_CALL),
+        "type": "custom_tool_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "input": text,
+    }
+
+
 def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> None:
     text = request.params.text
     if text is None:
@@ -188,7 +244,9 @@ def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> No
         body["response_format"] = {"type": "json_object"}
 
 
-def from_chat_completion(payload: Any) -> GenerationResult:
+def from_chat_completion(
+    payload: Any, custom_names: frozenset[str] = frozenset()
+) -> GenerationResult:
     """Output items, usage and status from a chat completion; a bad shape is a protocol error."""
     try:
         choice = payload["choices"][0]
@@ -205,7 +263,12 @@ def from_chat_completion(payload: Any) -> GenerationResult:
     if message.get("content") or message.get("refusal"):
         output.append(message_item(message.get("content"), message.get("refusal"), item_status))
     for call in message.get("tool_calls") or []:
-        output.append(function_call_item(call, item_status))
+        name = (call.get("function") or {}).get("name")
+        if name in custom_names:
+            text = custom_input((call.get("function") or {}).get("arguments") or "")
+            output.append(custom_tool_call_item(call.get("id", ""), name, text, item_status))
+        else:
+            output.append(function_call_item(call, item_status))
     return GenerationResult(
         output=output,
         usage=usage_from(payload.get("usage")),

@@ -114,9 +114,9 @@ def check_tool_pairing(context: list[dict[str, Any]]) -> None:
     calls: list[str] = []
     answered: set[str] = set()
     for item in context:
-        if item["type"] == "function_call":
+        if item["type"] in ("function_call", "custom_tool_call"):
             calls.append(item["call_id"])
-        elif item["type"] == "function_call_output":
+        elif item["type"] in ("function_call_output", "custom_tool_call_output"):
             if item["call_id"] not in calls:
                 raise InvalidRequest(
                     f"No tool call found for function call output with call_id {item['call_id']}.",

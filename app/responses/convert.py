@@ -16,14 +16,12 @@ from app.wire.responses import (
     ResponseError,
     ResponseUsage,
 )
-from app.wire.tools import FunctionTool, echo_tool
+from app.wire.tools import Tool, echo_tool
 
 _DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
 
 
-def echoed_params(
-    request: CreateResponseRequest, tools: tuple[FunctionTool, ...]
-) -> dict[str, Any]:
+def echoed_params(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> dict[str, Any]:
     """The request parameters as the Response echoes them, OpenAI's defaults filled in."""
     reasoning = request.reasoning
     return {

@@ -39,9 +39,18 @@ _PART_EVENTS = {
 
 class Emitter:
     def __init__(
-        self, *, obfuscate: bool = True, max_tool_calls: int | None = None, first_sequence: int = 0
+        self,
+        *,
+        obfuscate: bool = True,
+        max_tool_calls: int | None = None,
+        first_sequence: int = 0,
+        custom_tools: frozenset[str] = frozenset(),
     ) -> None:
         self.output: list[dict[str, Any]] = []
+        # Custom tools travel upstream as one-string functions: their JSON arguments are
+        # gathered and the free text streams as one input delta when the call is whole.
+        self._custom_tools = custom_tools
+        self._custom_arguments = ""
         self._sequence = first_sequence
         self._obfuscate = obfuscate
         self._max_tool_calls = max_tool_calls
@@ -72,7 +81,9 @@ class Emitter:
         self._open_tool_index = None
         index = len(self.output) - 1
         events: list[Event] = []
-        if item["type"] == "function_call":
+        if item["type"] == "custom_tool_call":
+            events.extend(self._close_custom(item, index))
+        elif item["type"] == "function_call":
             events.append(
                 self.event(
                     "response.function_call_arguments.done",
@@ -128,17 +139,27 @@ class Emitter:
     def _tool_delta(self, delta: ToolCallDelta) -> list[Event]:
         events: list[Event] = []
         item = self._open
-        if item is None or item["type"] != "function_call" or self._open_tool_index != delta.index:
+        calls = ("function_call", "custom_tool_call")
+        if item is None or item["type"] not in calls or self._open_tool_index != delta.index:
             if self._max_tool_calls is not None and self._tool_calls_seen >= self._max_tool_calls:
                 return []  # max_tool_calls: further calls are ignored, as at OpenAI
             events.extend(self.close("completed"))
-            item = translate.function_call_item(
-                {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}},
-                "in_progress",
-            )
+            if delta.name in self._custom_tools:
+                item = translate.custom_tool_call_item(
+                    delta.call_id or "", delta.name or "", "", "in_progress"
+                )
+                self._custom_arguments = ""
+            else:
+                item = translate.function_call_item(
+                    {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}},
+                    "in_progress",
+                )
             self._tool_calls_seen += 1
             self._open_tool_index = delta.index
             self._add(item, events)
+        if item["type"] == "custom_tool_call":
+            self._custom_arguments += delta.arguments
+            return events
         if delta.name and not item["name"]:
             item["name"] = delta.name
         if delta.arguments:
@@ -152,6 +173,14 @@ class Emitter:
                 )
             )
         return events
+
+    def _close_custom(self, item: dict[str, Any], index: int) -> list[Event]:
+        item["input"] = text = translate.custom_input(self._custom_arguments)
+        where = {"item_id": item["id"], "output_index": index}
+        return [
+            self._delta_event("response.custom_tool_call_input.delta", **where, delta=text),
+            self.event("response.custom_tool_call_input.done", **where, input=text),
+        ]
 
     def whole_item(self, item: dict[str, Any]) -> list[Event]:
         """An item made whole before the answer streams (a compaction): added, then done."""

@@ -24,6 +24,7 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
+from app.providers.translate import custom_names
 from app.responses import context, convert, fitting, repository, runner
 from app.responses.context import History, Window
 from app.responses.emitter import Emitter
@@ -50,6 +51,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=params.max_tool_calls,
+        custom_tools=custom_names(started.generation.tools),
         first_sequence=ANNOUNCED_EVENTS,
     )
     snapshot = convert.to_wire(row, [])

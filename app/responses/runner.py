@@ -216,7 +216,7 @@ def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dic
     kept: list[dict[str, Any]] = []
     calls = 0
     for item in output:
-        if item["type"] == "function_call":
+        if item["type"] in ("function_call", "custom_tool_call"):
             calls += 1
             if calls > limit:
                 continue

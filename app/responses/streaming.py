@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
+from app.providers.translate import custom_names
 from app.responses import convert, runner
 from app.responses.emitter import Emitter
 from app.responses.sse import frame
@@ -47,6 +48,7 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=params.max_tool_calls,
+        custom_tools=custom_names(started.generation.tools),
     )
     run = runner.StreamRun(
         started.provider,

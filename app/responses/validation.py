@@ -21,7 +21,14 @@ from app.wire.items import (
     Message,
 )
 from app.wire.responses import CreateResponseRequest
-from app.wire.tools import HOSTED_TOOL_TYPES, FunctionTool, ToolChoiceAllowed, ToolChoiceFunction
+from app.wire.tools import (
+    HOSTED_TOOL_TYPES,
+    CustomTool,
+    FunctionTool,
+    Tool,
+    ToolChoiceAllowed,
+    ToolChoiceFunction,
+)
 
 _UNSUPPORTED_INCLUDES = {
     "message.output_text.logprobs": "Returning logprobs",
@@ -31,7 +38,7 @@ _UNSUPPORTED_INCLUDES = {
 class PreparedRequest(msgspec.Struct, frozen=True):
     model: str
     input_items: list[InputItem]
-    tools: tuple[FunctionTool, ...]
+    tools: tuple[Tool, ...]
     request: CreateResponseRequest
     conversation_id: str | None = None
 
@@ -121,8 +128,8 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
     return items
 
 
-def parse_tools(raw: list[dict[str, Any]]) -> tuple[FunctionTool, ...]:
-    tools: list[FunctionTool] = []
+def parse_tools(raw: list[dict[str, Any]]) -> tuple[Tool, ...]:
+    tools: list[Tool] = []
     for index, value in enumerate(raw):
         at = f"tools[{index}]"
         kind = value.get("type")
@@ -130,8 +137,11 @@ def parse_tools(raw: list[dict[str, Any]]) -> tuple[FunctionTool, ...]:
             raise codec.invalid_type(f"{at}.type", "a string", kind)
         if kind in HOSTED_TOOL_TYPES:
             raise not_supported(f"{at}.type", f"The '{kind}' tool")
+        if kind == "custom":
+            tools.append(codec.convert(value, CustomTool, at=at))
+            continue
         if kind != "function":
-            raise invalid_value(f"{at}.type", kind, ["function"])
+            raise invalid_value(f"{at}.type", kind, ["function", "custom"])
         tools.append(codec.convert(value, FunctionTool, at=at))
     names = [tool.name for tool in tools]
     for index, name in enumerate(names):
@@ -214,7 +224,7 @@ def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None
                 )
 
 
-def _check_tool_choice(request: CreateResponseRequest, tools: tuple[FunctionTool, ...]) -> None:
+def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> None:
     names = {tool.name for tool in tools}
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceFunction) and choice.name not in names:
@@ -226,9 +236,10 @@ def _check_tool_choice(request: CreateResponseRequest, tools: tuple[FunctionTool
     if isinstance(choice, ToolChoiceAllowed):
         for index, tool in enumerate(choice.tools):
             name = tool.get("name")
-            if tool.get("type") != "function" or not isinstance(name, str) or name not in names:
+            kind = tool.get("type")
+            if kind not in ("function", "custom") or not isinstance(name, str) or name not in names:
                 raise InvalidRequest(
-                    "Every allowed tool must be a function tool listed in 'tools'.",
+                    "Every allowed tool must be a function or custom tool listed in 'tools'.",
                     param=f"tool_choice.tools[{index}]",
                     code="invalid_value",
                 )

@@ -73,6 +73,20 @@ class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
     status: ItemStatus | None = None
 
 
+class CustomToolCall(msgspec.Struct, tag="custom_tool_call", tag_field="type"):
+    call_id: CallId
+    name: ToolName
+    input: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+    id: str | None = None
+    status: ItemStatus | None = None
+
+
+class CustomToolCallOutput(msgspec.Struct, tag="custom_tool_call_output", tag_field="type"):
+    call_id: CallId
+    output: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | list[InputContent]
+    id: str | None = None
+
+
 class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
     """A summary Rapport made (app/responses/compaction.py), handed back by a client."""
 
@@ -80,7 +94,15 @@ class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
     id: str | None = None
 
 
-InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning | Compaction
+InputItem = (
+    Message
+    | FunctionCall
+    | FunctionCallOutput
+    | Reasoning
+    | Compaction
+    | CustomToolCall
+    | CustomToolCallOutput
+)
 
 SUPPORTED_INPUT_TYPES = [
     "message",
@@ -88,14 +110,14 @@ SUPPORTED_INPUT_TYPES = [
     "function_call_output",
     "reasoning",
     "compaction",
+    "custom_tool_call",
+    "custom_tool_call_output",
 ]
 # Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
 KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
     {
         "item_reference",
         "compaction_trigger",
-        "custom_tool_call",
-        "custom_tool_call_output",
         "file_search_call",
         "web_search_call",
         "computer_call",
@@ -126,6 +148,8 @@ _ID_PREFIX = {
     "function_call_output": ids.FUNCTION_CALL_OUTPUT,
     "reasoning": ids.REASONING,
     "compaction": ids.COMPACTION,
+    "custom_tool_call": ids.CUSTOM_TOOL_CALL,
+    "custom_tool_call_output": ids.CUSTOM_TOOL_CALL_OUTPUT,
 }
 
 
@@ -165,6 +189,10 @@ def stored_body(item: InputItem) -> dict[str, Any]:
         body["status"] = "completed"
     elif isinstance(item, Compaction):
         body["encrypted_content"] = item.encrypted_content
+    elif isinstance(item, CustomToolCall):
+        body.update(status="completed", call_id=item.call_id, name=item.name, input=item.input)
+    elif isinstance(item, CustomToolCallOutput):
+        body.update(call_id=item.call_id, output=msgspec.to_builtins(item.output))
     else:
         body["summary"] = msgspec.to_builtins(item.summary)
         if item.content is not None:

@@ -21,9 +21,17 @@ class FunctionTool(msgspec.Struct, tag="function", tag_field="type"):
     strict: bool | None = None
 
 
+class CustomTool(msgspec.Struct, tag="custom", tag_field="type"):
+    """A tool whose call carries free text (`input`), not JSON arguments. Chat-completions
+    upstreams have no such tool: it travels as a function with one string argument."""
+
+    name: ToolName
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
 HOSTED_TOOL_TYPES = frozenset(
     {
-        "custom",
         "file_search",
         "web_search",
         "web_search_2025_08_26",
@@ -43,7 +51,7 @@ HOSTED_TOOL_TYPES = frozenset(
     }
 )
 
-Tool = FunctionTool
+Tool = FunctionTool | CustomTool
 
 
 class ToolChoiceFunction(msgspec.Struct, tag="function", tag_field="type"):
@@ -89,8 +97,13 @@ class ReasoningConfig(msgspec.Struct):
     context: Literal["auto", "current_turn", "all_turns"] | None = None
 
 
-def echo_tool(tool: FunctionTool) -> dict[str, Any]:
+def echo_tool(tool: Tool) -> dict[str, Any]:
     """The tool as OpenAI echoes it on the Response: every key present, `strict` resolved."""
+    if isinstance(tool, CustomTool):
+        echoed: dict[str, Any] = {"type": "custom", "name": tool.name}
+        echoed["description"] = tool.description
+        echoed["format"] = tool.format or {"type": "text"}
+        return echoed
     return {
         "type": "function",
         "name": tool.name,

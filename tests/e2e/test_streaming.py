@@ -36,6 +36,7 @@ DELTAS = {
         "response.function_call_arguments.done",
         "arguments",
     ),
+    "response.custom_tool_call_input.delta": ("response.custom_tool_call_input.done", "input"),
 }
 DONES = {done: field for done, field in DELTAS.values()}
 TOOLS = [
@@ -182,6 +183,8 @@ def check_stream(events: list[Event]) -> dict[str, Any]:
             if kind == "response.function_call_arguments.done":
                 assert event["name"] == item["name"]
                 assert event["arguments"] == output[index]["arguments"]
+            if kind == "response.custom_tool_call_input.done":
+                assert event["input"] == output[index]["input"]
         else:
             pytest.fail(f"unexpected event {kind}")
     assert item is None

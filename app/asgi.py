@@ -27,6 +27,8 @@ from app.http import (
     handle_unexpected,
     request_id_middleware,
 )
+from app.prompts.controller import PromptsController
+from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
 from app.responses import jobs
 from app.responses.background import BackgroundResponses
@@ -51,6 +53,10 @@ def provide_window_service(request: Request[Any, Any, Any]) -> WindowService:
 
 def provide_background(request: Request[Any, Any, Any]) -> BackgroundResponses:
     return request.app.state.background  # type: ignore[no-any-return]
+
+
+def provide_prompt_service(request: Request[Any, Any, Any]) -> PromptService:
+    return request.app.state.prompt_service  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -94,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.window_service = WindowService(runtime)
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
+        app.state.prompt_service = PromptService(runtime.sessions)
         sweeper: asyncio.Task[None] | None = None
         if runtime.redis is None:
             # The embedded default runs background jobs, and repairs them, in this process.
@@ -107,13 +114,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[ResponsesController, ConversationsController, health, ready],
+        route_handlers=[
+            ResponsesController,
+            ConversationsController,
+            PromptsController,
+            health,
+            ready,
+        ],
         dependencies={
             "caller": Provide(provide_caller),
             "service": Provide(provide_response_service, sync_to_thread=False),
             "background": Provide(provide_background, sync_to_thread=False),
             "windows": Provide(provide_window_service, sync_to_thread=False),
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
+            "prompts": Provide(provide_prompt_service, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,

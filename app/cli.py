@@ -1,4 +1,4 @@
-"""The `rapport` command: serve, worker, db, keys.
+"""The `rapport` command: serve, worker, db, keys, prompts.
 
 Each subcommand reads settings once and builds only what it needs; `keys create` prints the new
 secret as the last line of stdout so scripts can capture it with `tail -n 1`.
@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
+    from app.prompts.cli import add_commands
+
+    add_commands(commands, _with_sessions)
     return parser
 
 

@@ -22,6 +22,7 @@ CONVERSATION = "conv"
 API_KEY = "key"
 PROJECT = "proj"
 REQUEST = "req"
+PROMPT = "pmpt"
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 

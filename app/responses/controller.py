@@ -17,6 +17,7 @@ from litestar.response import Stream
 from app.auth import Caller
 from app.http import bool_param, include_param, int_param
 from app.pagination import page_request
+from app.prompts.service import PromptService
 from app.responses import sse
 from app.responses.background import BackgroundResponses
 from app.responses.service import ResponseService
@@ -44,8 +45,11 @@ class ResponsesController(Controller):
         caller: NamedDependency[Caller],
         service: NamedDependency[ResponseService],
         background: NamedDependency[BackgroundResponses],
+        prompts: NamedDependency[PromptService],
     ) -> Response | Stream:
-        body = codec.decode(await request.body(), CreateResponseRequest)
+        body = await prompts.apply(
+            caller, codec.decode(await request.body(), CreateResponseRequest)
+        )
         if body.background and body.stream:
             return _sse(await background.create_stream(caller, body))
         if body.background:

@@ -189,7 +189,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
-        ("prompt", request.prompt is not None, "Prompt templates ('prompt')"),
         ("top_logprobs", bool(request.top_logprobs), "Log probabilities ('top_logprobs')"),
         ("moderation", request.moderation is not None, "Moderation"),
         ("background_options", request.background_options is not None, "'background_options'"),

@@ -311,7 +311,6 @@ CONVERSATION_CASES = [
 
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
-    case({"prompt": {"id": "pmpt_abc"}}, "prompt", "unsupported_parameter", "prompt"),
     case({"top_logprobs": 5}, "top_logprobs", "unsupported_parameter", "top_logprobs-5"),
     case(
         {"include": ["message.output_text.logprobs"]},

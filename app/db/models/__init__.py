@@ -3,7 +3,16 @@
 from app.db.models.api_key import ApiKey
 from app.db.models.conversation import Conversation, ConversationItem
 from app.db.models.item import Item
+from app.db.models.prompt import Prompt
 from app.db.models.response import ResponseRow
 from app.db.models.server_secret import ServerSecret
 
-__all__ = ["ApiKey", "Conversation", "ConversationItem", "Item", "ResponseRow", "ServerSecret"]
+__all__ = [
+    "ApiKey",
+    "Conversation",
+    "ConversationItem",
+    "Item",
+    "Prompt",
+    "ResponseRow",
+    "ServerSecret",
+]

@@ -119,7 +119,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
-    400 context-length error worded as vLLM words it).
+    400 context-length error worded as vLLM words it). A body with `logprobs: true` gets
+    `token_logprobs` for each content word (a word is a token here).
     """
     messages = body.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
@@ -181,6 +182,31 @@ def _deltas(p: _Plan) -> list[dict[str, Any]]:
         )
         out += [{"tool_calls": [{"index": i, "function": {"arguments": a}}]} for a in _thirds(args)]
     return out
+
+
+def token_logprobs(token: str, position: int, top: int) -> dict[str, Any]:
+    """Deterministic logprobs for the token at `position`: its own logprob is -(position+1)/10,
+    and its `top` alternatives are the token itself then `<token>#k`, each 1.0 less likely."""
+    logprob = -(position + 1) / 10
+    alternatives = [token] + [f"{token.strip()}#{k}" for k in range(1, top)]
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": [
+            {"token": t, "logprob": logprob - k, "bytes": list(t.encode())}
+            for k, t in enumerate(alternatives[:top])
+        ],
+    }
+
+
+def _logprobs(body: dict[str, Any], tokens: list[str], first: int = 0) -> dict[str, Any] | None:
+    """chat-completions `choice.logprobs` for these content tokens, when the body asked."""
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+    content = [token_logprobs(t, first + i, top) for i, t in enumerate(tokens)]
+    return {"content": content, "refusal": None}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -342,7 +368,13 @@ class TestUpstream:
                     {"id": c, "type": "function", "function": {"name": n, "arguments": a}}
                     for c, n, a in p.tool_calls
                 ]
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": p.finish}
+            tokens = _WORD.findall(p.content or "")
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": _logprobs(body, tokens),
+                "finish_reason": p.finish,
+            }
             result = {**base, "object": "chat.completion", "choices": [choice]}
             return await _send_json(send, 200, {**result, "usage": _usage(body, p)})
         await self._stream(body, p, base, receive, send)
@@ -355,7 +387,14 @@ class TestUpstream:
         extra = {"usage": None} if include_usage else {}
         base = {**base, "object": "chat.completion.chunk", "system_fingerprint": None}
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": None}
-        chunks = [{**base, "choices": [{**choice, "delta": d}], **extra} for d in _deltas(p)]
+        chunks = []
+        position = 0
+        for d in _deltas(p):
+            piece = {**choice, "delta": d}
+            if isinstance(d.get("content"), str) and d["content"]:
+                piece["logprobs"] = _logprobs(body, [d["content"]], position)
+                position += 1
+            chunks.append({**base, "choices": [piece], **extra})
         finish = {**choice, "delta": {}, "finish_reason": p.finish}
         chunks.append({**base, "choices": [finish], **extra})
         if include_usage:

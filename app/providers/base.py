@@ -52,6 +52,7 @@ class GenerationResult(msgspec.Struct):
 
 class TextDelta(msgspec.Struct, frozen=True):
     text: str
+    logprobs: tuple[dict[str, Any], ...] = ()  # part-shaped, only when the client asked
 
 
 class RefusalDelta(msgspec.Struct, frozen=True):

@@ -15,7 +15,7 @@ import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
 from app.config import ModelRoute
-from app.providers import chunks, translate
+from app.providers import chunks, logprobs, tool_mapping, translate
 from app.providers.base import (
     Delta,
     GenerationRequest,
@@ -71,12 +71,17 @@ class ChatCompletionsProvider:
             raise UpstreamProtocolError(
                 "the upstream answered with a body that is not JSON"
             ) from None
-        return translate.from_chat_completion(payload, translate.custom_names(request.tools))
+        return translate.from_chat_completion(
+            payload,
+            tool_mapping.custom_names(request.tools),
+            with_logprobs=logprobs.wanted(request.params.include),
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
         body = translate.to_chat_body(request, self._route)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+        with_logprobs = logprobs.wanted(request.params.include)
         finish_reason: str | None = None
         usage: object = None
         service_tier: str | None = None
@@ -98,7 +103,7 @@ class ChatCompletionsProvider:
                         # mid-body is closed, and the next stream would open a new one.
                         continue
                     chunk = _decode_chunk(event.data)
-                    found, finish = chunks.deltas(chunk)
+                    found, finish = chunks.deltas(chunk, with_logprobs=with_logprobs)
                     for delta in found:
                         yield delta
                     finish_reason = finish or finish_reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.providers import logprobs
 from app.providers.base import (
     Delta,
     ReasoningDelta,
@@ -19,8 +20,9 @@ from app.providers.base import (
 )
 
 
-def deltas(chunk: Any) -> tuple[list[Delta], str | None]:
-    """The deltas of one chunk and its finish_reason (None until the last content chunk)."""
+def deltas(chunk: Any, *, with_logprobs: bool = False) -> tuple[list[Delta], str | None]:
+    """The deltas of one chunk and its finish_reason (None until the last content chunk);
+    text deltas carry the chunk's token logprobs when `with_logprobs`."""
     if not isinstance(chunk, dict):
         raise UpstreamProtocolError("a streamed chunk was not a JSON object")
     if isinstance(chunk.get("error"), dict | str):
@@ -35,7 +37,8 @@ def deltas(chunk: Any) -> tuple[list[Delta], str | None]:
     if isinstance(reasoning, str) and reasoning:
         found.append(ReasoningDelta(reasoning))
     if isinstance(delta.get("content"), str) and delta["content"]:
-        found.append(TextDelta(delta["content"]))
+        tokens = tuple(logprobs.from_choice(choice)) if with_logprobs else ()
+        found.append(TextDelta(delta["content"], tokens))
     if isinstance(delta.get("refusal"), str) and delta["refusal"]:
         found.append(RefusalDelta(delta["refusal"]))
     for call in delta.get("tool_calls") or []:

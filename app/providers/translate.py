@@ -13,16 +13,10 @@ from typing import Any
 
 from app import ids
 from app.config import ModelRoute
+from app.providers import logprobs, tool_mapping
 from app.providers.base import GenerationRequest, GenerationResult, UpstreamProtocolError
 from app.wire.responses import InputTokensDetails, OutputTokensDetails, ResponseUsage
-from app.wire.tools import (
-    CustomTool,
-    FormatJsonObject,
-    FormatJsonSchema,
-    Tool,
-    ToolChoiceAllowed,
-    ToolChoiceFunction,
-)
+from app.wire.tools import FormatJsonObject, FormatJsonSchema
 
 # chat-completions finish_reason → Responses incomplete_details.reason; others mean completed.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -54,7 +48,8 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
     body.update({key: value for key, value in optional.items() if value is not None})
     if params.reasoning is not None and params.reasoning.effort is not None:
         body["reasoning_effort"] = params.reasoning.effort
-    _add_tools(body, request)
+    tool_mapping.add_tools(body, request)
+    body.update(logprobs.request_fields(params.include, params.top_logprobs))
     _add_response_format(body, request)
     return body
 
@@ -147,88 +142,6 @@ def _attach_tool_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> N
         messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
-def _add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
-    params = request.params
-    tools = request.tools
-    if tools:
-        body["tools"] = [_chat_tool(tool) for tool in tools]
-        if params.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = params.parallel_tool_calls
-    choice = params.tool_choice
-    if isinstance(choice, str):
-        body["tool_choice"] = choice
-    elif isinstance(choice, ToolChoiceFunction):
-        body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
-    elif isinstance(choice, ToolChoiceAllowed):
-        allowed = [
-            {"type": "function", "function": {"name": tool.get("name")}} for tool in choice.tools
-        ]
-        body["tool_choice"] = {
-            "type": "allowed_tools",
-            "allowed_tools": {"mode": choice.mode, "tools": allowed},
-        }
-
-
-def _chat_tool(tool: Tool) -> dict[str, Any]:
-    if isinstance(tool, CustomTool):
-        return {"type": "function", "function": custom_as_function(tool)}
-    fields = (
-        ("name", tool.name),
-        ("description", tool.description),
-        ("parameters", tool.parameters),
-        ("strict", tool.strict),
-    )
-    return {"type": "function", "function": {k: v for k, v in fields if v is not None}}
-
-
-def custom_as_function(tool: CustomTool) -> dict[str, Any]:
-    """A custom tool as a function of one string, `input`; its format (a grammar or regex the
-    upstream cannot enforce) is described to the model instead."""
-    description = tool.description or ""
-    form = tool.format or {}
-    if form.get("definition"):
-        syntax = form.get("syntax", "grammar")
-        description += f"\nThe input must match this {syntax}:\n{form['definition']}"
-    function: dict[str, Any] = {
-        "name": tool.name,
-        "parameters": {
-            "type": "object",
-            "properties": {"input": {"type": "string"}},
-            "required": ["input"],
-            "additionalProperties": False,
-        },
-    }
-    if description.strip():
-        function["description"] = description.strip()
-    return function
-
-
-def custom_names(tools: tuple[Tool, ...]) -> frozenset[str]:
-    return frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
-
-
-def custom_input(arguments: str) -> str:
-    """The free text of a custom call, from the one-argument function call that carried it."""
-    try:
-        decoded = json.loads(arguments)
-    except ValueError:
-        return arguments
-    if isinstance(decoded, dict) and isinstance(decoded.get("input"), str):
-        return str(decoded["input"])
-    return arguments
-
-
-def custom_tool_call_item(call_id: str, name: str, text: str, status: str) -> dict[str, Any]:
-    return {
-        "id": ids.new_id(ids.CUSTOM_TOOL_CALL),
-        "type": "custom_tool_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "input": text,
-    }
-
-
 def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> None:
     text = request.params.text
     if text is None:
@@ -245,7 +158,7 @@ def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> No
 
 
 def from_chat_completion(
-    payload: Any, custom_names: frozenset[str] = frozenset()
+    payload: Any, custom_names: frozenset[str] = frozenset(), *, with_logprobs: bool = False
 ) -> GenerationResult:
     """Output items, usage and status from a chat completion; a bad shape is a protocol error."""
     try:
@@ -261,14 +174,10 @@ def from_chat_completion(
     if isinstance(reasoning, str) and reasoning:
         output.append(reasoning_item(reasoning))
     if message.get("content") or message.get("refusal"):
-        output.append(message_item(message.get("content"), message.get("refusal"), item_status))
-    for call in message.get("tool_calls") or []:
-        name = (call.get("function") or {}).get("name")
-        if name in custom_names:
-            text = custom_input((call.get("function") or {}).get("arguments") or "")
-            output.append(custom_tool_call_item(call.get("id", ""), name, text, item_status))
-        else:
-            output.append(function_call_item(call, item_status))
+        tokens = logprobs.from_choice(choice) if with_logprobs else []
+        item = message_item(message.get("content"), message.get("refusal"), item_status, tokens)
+        output.append(item)
+    output += tool_mapping.call_items(message.get("tool_calls") or [], custom_names, item_status)
     return GenerationResult(
         output=output,
         usage=usage_from(payload.get("usage")),
@@ -287,10 +196,21 @@ def reasoning_item(text: str) -> dict[str, Any]:
     }
 
 
-def message_item(content: str | None, refusal: str | None, status: str) -> dict[str, Any]:
+def message_item(
+    content: str | None,
+    refusal: str | None,
+    status: str,
+    tokens: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     if content:
-        parts.append({"type": "output_text", "annotations": [], "logprobs": [], "text": content})
+        text_part = {
+            "type": "output_text",
+            "annotations": [],
+            "logprobs": tokens or [],
+            "text": content,
+        }
+        parts.append(text_part)
     if refusal:
         parts.append({"type": "refusal", "refusal": refusal})
     return {
@@ -299,18 +219,6 @@ def message_item(content: str | None, refusal: str | None, status: str) -> dict[
         "status": status,
         "content": parts,
         "role": "assistant",
-    }
-
-
-def function_call_item(call: dict[str, Any], status: str) -> dict[str, Any]:
-    function = call.get("function") or {}
-    return {
-        "id": ids.new_id(ids.FUNCTION_CALL),
-        "type": "function_call",
-        "status": status,
-        "arguments": function.get("arguments") or "",
-        "call_id": call.get("id") or ids.new_id("call"),
-        "name": function.get("name") or "",
     }
 
 

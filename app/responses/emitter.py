@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from app.providers import translate
+from app.providers import logprobs, tool_mapping, translate
 from app.providers.base import (
     Delta,
     ReasoningDelta,
@@ -65,7 +65,7 @@ class Emitter:
 
     def on_delta(self, delta: Delta) -> list[Event]:
         if isinstance(delta, TextDelta):
-            return self._part_delta("message", "output_text", delta.text)
+            return self._part_delta("message", "output_text", delta.text, delta.logprobs)
         if isinstance(delta, RefusalDelta):
             return self._part_delta("message", "refusal", delta.text)
         if isinstance(delta, ReasoningDelta):
@@ -101,7 +101,9 @@ class Emitter:
         events.append(self.event("response.output_item.done", output_index=index, item=item))
         return events
 
-    def _part_delta(self, item_type: str, part_type: str, text: str) -> list[Event]:
+    def _part_delta(
+        self, item_type: str, part_type: str, text: str, tokens: tuple[dict[str, Any], ...] = ()
+    ) -> list[Event]:
         events: list[Event] = []
         item = self._open
         if item is None or item["type"] != item_type:
@@ -123,7 +125,11 @@ class Emitter:
         part = parts[-1]
         field = _PART_EVENTS[part_type][2]
         part[field] += text
-        extra: dict[str, Any] = {"logprobs": []} if part_type == "output_text" else {}
+        extra: dict[str, Any] = {}
+        if part_type == "output_text":
+            # A new list, never appended in place: earlier events hold the old one.
+            part["logprobs"] = [*part["logprobs"], *tokens]
+            extra["logprobs"] = logprobs.for_event(tokens)
         events.append(
             self._delta_event(
                 _PART_EVENTS[part_type][0],
@@ -145,12 +151,12 @@ class Emitter:
                 return []  # max_tool_calls: further calls are ignored, as at OpenAI
             events.extend(self.close("completed"))
             if delta.name in self._custom_tools:
-                item = translate.custom_tool_call_item(
+                item = tool_mapping.custom_tool_call_item(
                     delta.call_id or "", delta.name or "", "", "in_progress"
                 )
                 self._custom_arguments = ""
             else:
-                item = translate.function_call_item(
+                item = tool_mapping.function_call_item(
                     {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}},
                     "in_progress",
                 )
@@ -175,7 +181,7 @@ class Emitter:
         return events
 
     def _close_custom(self, item: dict[str, Any], index: int) -> list[Event]:
-        item["input"] = text = translate.custom_input(self._custom_arguments)
+        item["input"] = text = tool_mapping.custom_input(self._custom_arguments)
         where = {"item_id": item["id"], "output_index": index}
         return [
             self._delta_event("response.custom_tool_call_input.delta", **where, delta=text),
@@ -219,7 +225,9 @@ class Emitter:
         self, item: dict[str, Any], index: int, content_index: int, part: dict[str, Any]
     ) -> list[Event]:
         done_kind, field = _PART_EVENTS[part["type"]][1], _PART_EVENTS[part["type"]][2]
-        extra: dict[str, Any] = {"logprobs": []} if part["type"] == "output_text" else {}
+        extra: dict[str, Any] = {}
+        if part["type"] == "output_text":
+            extra["logprobs"] = logprobs.for_event(part["logprobs"])
         where = {"item_id": item["id"], "output_index": index, "content_index": content_index}
         return [
             self.event(done_kind, **where, **{field: part[field]}, **extra),

@@ -24,7 +24,7 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
-from app.providers.translate import custom_names
+from app.providers.tool_mapping import custom_names
 from app.responses import context, convert, fitting, repository, runner
 from app.responses.context import History, Window
 from app.responses.emitter import Emitter

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from app.providers.translate import custom_names
+from app.providers.tool_mapping import custom_names
 from app.responses import convert, runner
 from app.responses.emitter import Emitter
 from app.responses.sse import frame

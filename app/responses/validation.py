@@ -30,10 +30,6 @@ from app.wire.tools import (
     ToolChoiceFunction,
 )
 
-_UNSUPPORTED_INCLUDES = {
-    "message.output_text.logprobs": "Returning logprobs",
-}
-
 
 class PreparedRequest(msgspec.Struct, frozen=True):
     model: str
@@ -189,7 +185,6 @@ def _check_no_nul(request: CreateResponseRequest) -> None:
 
 def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     pending: list[tuple[str, bool, str]] = [
-        ("top_logprobs", bool(request.top_logprobs), "Log probabilities ('top_logprobs')"),
         ("moderation", request.moderation is not None, "Moderation"),
         ("background_options", request.background_options is not None, "'background_options'"),
         (
@@ -203,9 +198,6 @@ def _check_not_yet_supported(request: CreateResponseRequest) -> None:
     for param, present, what in pending:
         if present:
             raise not_supported(param, what)
-    for index, value in enumerate(request.include or []):
-        if value in _UNSUPPORTED_INCLUDES:
-            raise not_supported(f"include[{index}]", _UNSUPPORTED_INCLUDES[value])
 
 
 def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None:

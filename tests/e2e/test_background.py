@@ -317,6 +317,25 @@ async def test_states_queued_in_progress_completed(
     assert (await stored(bg_sessions, created.id))["status"] == "completed"
 
 
+async def test_background_logprobs_reach_the_stored_answer(
+    bg_client: AsyncOpenAI, workers: Workers
+) -> None:
+    workers.start()
+    created = await bg_client.responses.create(
+        model="test-model",
+        input=marked("how sure"),
+        background=True,
+        include=["message.output_text.logprobs"],
+        top_logprobs=2,
+    )
+    done = await ended(bg_client, created.id)
+    part = done.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text"
+    assert part.logprobs is not None
+    assert "".join(entry.token for entry in part.logprobs) == part.text
+    assert all(len(entry.top_logprobs) == 2 for entry in part.logprobs)
+
+
 async def test_upstream_failure_ends_failed(bg_client: AsyncOpenAI, workers: Workers) -> None:
     workers.start()
     created = await bg_client.responses.create(

@@ -311,13 +311,6 @@ CONVERSATION_CASES = [
 
 # Features OpenAI has and Rapport does not yet: refused by name, never silently ignored.
 NOT_YET_CASES = [
-    case({"top_logprobs": 5}, "top_logprobs", "unsupported_parameter", "top_logprobs-5"),
-    case(
-        {"include": ["message.output_text.logprobs"]},
-        "include[0]",
-        "unsupported_parameter",
-        "include-logprobs",
-    ),
     case({"moderation": {"model": "m"}}, "moderation", "unsupported_parameter", "moderation"),
     case({"background_options": {}}, "background_options", "unsupported_parameter", "bg-options"),
     case(

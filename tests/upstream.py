@@ -112,6 +112,17 @@ def _prompt_tokens(messages: list[Any]) -> int:
     return sum(3 + sum(_words(t) for t in _parts(c)) for c in contents)
 
 
+def _trailing_tool_results(messages: list[Any]) -> list[str]:
+    """The contents of the tool messages that end the conversation, in order: a model that has
+    just been given its tools' results answers with them rather than calling again."""
+    results: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        results.insert(0, "".join(_parts(message.get("content"))))
+    return results
+
+
 def plan(body: dict[str, Any]) -> _Plan:
     """Decide the answer from directives in the text of the last user message.
 
@@ -119,7 +130,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
-    400 context-length error worded as vLLM words it). A body with `logprobs: true` gets
+    400 context-length error worded as vLLM words it). When the messages end with tool
+    results, the answer is "done: <result>; <result>…" instead. A body with `logprobs: true` gets
     `token_logprobs` for each content word (a word is a token here).
     """
     messages = body.get("messages") or []
@@ -134,7 +146,10 @@ def plan(body: dict[str, Any]) -> _Plan:
     if m := _REASONING.search(text):
         p.reasoning = m.group(1)
     tools = _TOOL.findall(text)
-    if "[refuse]" in text:
+    results = _trailing_tool_results(messages)
+    if results:
+        p.content = "done: " + "; ".join(results)
+    elif "[refuse]" in text:
         p.refusal = REFUSAL
     elif tools:
         p.tool_calls = [(f"call_{i}", name, args) for i, (name, args) in enumerate(tools)]

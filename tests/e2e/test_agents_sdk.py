@@ -1,0 +1,129 @@
+"""The OpenAI Agents SDK's tool loop, unchanged, against Rapport.
+
+The SDK calls `responses.create`, runs the function tools the model asked for, and sends their
+outputs back until the model answers in text. The test upstream asks for the tools named by
+`[tool:NAME:JSON]` directives and, once it is given their results, answers "done: <results>".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+from openai import AsyncOpenAI
+
+from tests.upstream import TestUpstream
+
+# Traces would be exported to OpenAI's servers; a gateway's tests have no business there.
+set_tracing_disabled(True)
+
+
+@pytest.fixture
+def looked_up() -> list[str]:
+    """The cities the tools were called for, in call order."""
+    return []
+
+
+def forecaster(client: AsyncOpenAI, looked_up: list[str], **settings: Any) -> Agent[Any]:
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        looked_up.append(city)
+        return f"sunny in {city}"
+
+    @function_tool
+    def get_time(city: str) -> str:
+        """The local time in a city."""
+        looked_up.append(f"time:{city}")
+        return f"noon in {city}"
+
+    return Agent(
+        name="forecaster",
+        instructions="Answer with the tools' results.",
+        tools=[get_weather, get_time],
+        model=OpenAIResponsesModel(model="test-model", openai_client=client),
+        model_settings=ModelSettings(**settings),
+    )
+
+
+def weather(city: str) -> str:
+    return f"[tool:get_weather:{json.dumps({'city': city})}]"
+
+
+async def test_tool_loop_runs_the_tool_and_answers_with_its_result(
+    client: AsyncOpenAI, upstream: TestUpstream, looked_up: list[str]
+) -> None:
+    agent = forecaster(client, looked_up)
+    result = await Runner.run(agent, f"What is the weather? {weather('Paris')}")
+    assert result.final_output == "done: sunny in Paris"
+    assert looked_up == ["Paris"]
+    first, second = (request.body for request in upstream.requests[-2:])
+    assert first["messages"][0] == {"role": "system", "content": "Answer with the tools' results."}
+    assert {tool["function"]["name"] for tool in first["tools"]} == {"get_weather", "get_time"}
+    assert first["tools"][0]["function"]["strict"] is True
+    call = second["messages"][-2]["tool_calls"][0]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert second["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": call["id"],
+        "content": "sunny in Paris",
+    }
+    stored = await client.responses.retrieve(result.last_response_id or "")
+    assert stored.output_text == "done: sunny in Paris"
+
+
+async def test_parallel_calls_are_all_run_and_answered_in_one_turn(
+    client: AsyncOpenAI, upstream: TestUpstream, looked_up: list[str]
+) -> None:
+    agent = forecaster(client, looked_up, parallel_tool_calls=True)
+    text = f'Weather and time? {weather("Oslo")} [tool:get_time:{{"city": "Oslo"}}]'
+    result = await Runner.run(agent, text)
+    assert result.final_output == "done: sunny in Oslo; noon in Oslo"
+    assert looked_up == ["Oslo", "time:Oslo"]
+    assert upstream.requests[-2].body["parallel_tool_calls"] is True
+    answered = upstream.last_request().body["messages"]
+    assert [m["role"] for m in answered[-3:]] == ["assistant", "tool", "tool"]
+    assert len(answered[-3]["tool_calls"]) == 2
+
+
+async def test_a_second_turn_continues_from_the_stored_response(
+    client: AsyncOpenAI, upstream: TestUpstream, looked_up: list[str]
+) -> None:
+    agent = forecaster(client, looked_up)
+    first = await Runner.run(agent, f"Weather? {weather('Rome')}")
+    second = await Runner.run(
+        agent, f"And now? {weather('Lima')}", previous_response_id=first.last_response_id
+    )
+    assert second.final_output == "done: sunny in Lima"
+    assert looked_up == ["Rome", "Lima"]
+    # Only the new turn travelled from the SDK; Rapport rebuilt the rest from what it stored.
+    messages = upstream.last_request().body["messages"]
+    contents = [m.get("content") for m in messages]
+    assert "done: sunny in Rome" in contents
+    assert "sunny in Rome" in contents
+    assert "sunny in Lima" in contents
+
+
+async def test_the_loop_keeps_a_rapport_conversation(
+    client: AsyncOpenAI, looked_up: list[str]
+) -> None:
+    conversation = await client.conversations.create()
+    agent = forecaster(client, looked_up)
+    result = await Runner.run(agent, f"Weather? {weather('Kyiv')}", conversation_id=conversation.id)
+    assert result.final_output == "done: sunny in Kyiv"
+    items = await client.conversations.items.list(conversation.id, order="asc")
+    assert [item.type for item in items.data] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]

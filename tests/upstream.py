@@ -112,6 +112,46 @@ def _prompt_tokens(messages: list[Any]) -> int:
     return sum(3 + sum(_words(t) for t in _parts(c)) for c in contents)
 
 
+def _structured_answer(body: dict[str, Any], text: str) -> str | None:
+    """With a `response_format`, the answer is JSON as a well-behaved model would write it: an
+    instance of the json_schema (see `schema_instance`), or `{"echo": text}` for json_object."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_object":
+        return json.dumps({"echo": text})
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return json.dumps(schema_instance(schema, schema))
+    return None
+
+
+def schema_instance(schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """A deterministic instance of a JSON schema: every property present; a string is
+    "<its property's name>"; integers 1, numbers 1.5, booleans true; arrays one element; enums and
+    anyOf their first choice; `$ref`s into `$defs` followed."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return schema_instance(root.get("$defs", root.get("definitions", {}))[name], root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    if "anyOf" in schema:
+        return schema_instance(schema["anyOf"][0], root)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: _named(name, schema_instance(sub, root)) for name, sub in properties.items()}
+    if kind == "array":
+        return [schema_instance(schema.get("items") or {}, root)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(str(kind), "value")
+
+
+def _named(name: str, value: Any) -> Any:
+    return f"<{name}>" if value == "value" else value
+
+
 def _trailing_tool_results(messages: list[Any]) -> list[str]:
     """The contents of the tool messages that end the conversation, in order: a model that has
     just been given its tools' results answers with them rather than calling again."""
@@ -131,7 +171,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
     400 context-length error worded as vLLM words it). When the messages end with tool
-    results, the answer is "done: <result>; <result>…" instead. A body with `logprobs: true` gets
+    results, the answer is "done: <result>; <result>…" instead; with a `response_format` it is
+    JSON (`_structured_answer`). A body with `logprobs: true` gets
     `token_logprobs` for each content word (a word is a token here).
     """
     messages = body.get("messages") or []
@@ -156,6 +197,8 @@ def plan(body: dict[str, Any]) -> _Plan:
         p.finish = "tool_calls"
     elif "[length]" in text:
         p.content, p.finish = "partial", "length"
+    elif (document := _structured_answer(body, text)) is not None:
+        p.content = document
     else:
         p.content = f"echo: {text}"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")

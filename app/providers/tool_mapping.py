@@ -13,7 +13,13 @@ from typing import Any
 
 from app import ids
 from app.providers.base import GenerationRequest
-from app.wire.tools import CustomTool, Tool, ToolChoiceAllowed, ToolChoiceFunction
+from app.wire.tools import (
+    CustomTool,
+    Tool,
+    ToolChoiceAllowed,
+    ToolChoiceCustom,
+    ToolChoiceFunction,
+)
 
 
 def add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
@@ -26,7 +32,7 @@ def add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
     choice = params.tool_choice
     if isinstance(choice, str):
         body["tool_choice"] = choice
-    elif isinstance(choice, ToolChoiceFunction):
+    elif isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):  # custom tools are functions
         body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
     elif isinstance(choice, ToolChoiceAllowed):
         allowed = [

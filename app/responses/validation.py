@@ -27,6 +27,7 @@ from app.wire.tools import (
     FunctionTool,
     Tool,
     ToolChoiceAllowed,
+    ToolChoiceCustom,
     ToolChoiceFunction,
 )
 
@@ -218,12 +219,18 @@ def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None
 def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> None:
     names = {tool.name for tool in tools}
     choice = request.tool_choice
-    if isinstance(choice, ToolChoiceFunction) and choice.name not in names:
-        raise InvalidRequest(
-            f"Tool choice 'function' not found in 'tools' parameter: '{choice.name}'.",
-            param="tool_choice",
-            code="invalid_value",
+    if isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):
+        kind, wanted = (
+            ("function", FunctionTool)
+            if isinstance(choice, ToolChoiceFunction)
+            else ("custom", CustomTool)
         )
+        if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in tools):
+            raise InvalidRequest(
+                f"Tool choice '{kind}' not found in 'tools' parameter: '{choice.name}'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
     if isinstance(choice, ToolChoiceAllowed):
         for index, tool in enumerate(choice.tools):
             name = tool.get("name")

@@ -58,12 +58,18 @@ class ToolChoiceFunction(msgspec.Struct, tag="function", tag_field="type"):
     name: str
 
 
+class ToolChoiceCustom(msgspec.Struct, tag="custom", tag_field="type"):
+    name: str
+
+
 class ToolChoiceAllowed(msgspec.Struct, tag="allowed_tools", tag_field="type"):
     mode: Literal["auto", "required"]
     tools: list[dict[str, Any]]
 
 
-ToolChoice = Literal["none", "auto", "required"] | ToolChoiceFunction | ToolChoiceAllowed
+ToolChoice = (
+    Literal["none", "auto", "required"] | ToolChoiceFunction | ToolChoiceCustom | ToolChoiceAllowed
+)
 
 
 class FormatText(msgspec.Struct, tag="text", tag_field="type"):

@@ -67,6 +67,45 @@ async def test_its_output_goes_back_as_a_tool_message(
     assert items[0].type == "message"
 
 
+async def test_a_named_custom_tool_choice_forces_that_function_upstream(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    raw = await client.responses.with_raw_response.create(
+        model="test-model",
+        input=f"list files {CALL}",
+        tools=TOOLS,
+        tool_choice={"type": "custom", "name": "shell"},
+    )
+    document = raw.http_response.json()
+    assert schema_errors("Response", document) == []
+    assert document["tool_choice"] == {"type": "custom", "name": "shell"}
+    sent = upstream.last_request().body
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "shell"}}
+
+
+@pytest.mark.parametrize(
+    ("choice", "message"),
+    [
+        ({"type": "custom", "name": "clock"}, "Tool choice 'custom' not found"),
+        ({"type": "function", "name": "shell"}, "Tool choice 'function' not found"),
+        ({"type": "custom", "name": "nope"}, "Tool choice 'custom' not found"),
+    ],
+    ids=["custom-names-a-function", "function-names-a-custom", "unknown"],
+)
+async def test_a_named_choice_must_match_a_tool_of_its_type(
+    client: AsyncOpenAI, upstream: TestUpstream, choice: Any, message: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(
+            model="test-model", input="x", tools=TOOLS, tool_choice=choice
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"]) == ("tool_choice", "invalid_value")
+    assert error["message"].startswith(message)
+    assert upstream.requests == []
+
+
 async def test_an_unanswered_or_unknown_custom_call_is_refused(client: AsyncOpenAI) -> None:
     stray: Any = [{"type": "custom_tool_call_output", "call_id": "call_nope", "output": "x"}]
     with pytest.raises(openai.BadRequestError) as refused:

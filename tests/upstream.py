@@ -39,6 +39,7 @@ _FAIL = re.compile(r"\[fail:(\d{3})\]")
 _SLEEP = re.compile(r"\[sleep:(\d+)\]")
 _TOOL = re.compile(r"\[tool:([^:\]]+):([^\]]*)\]")
 _REASONING = re.compile(r"\[reasoning:([^\]]*)\]")
+_TIER = re.compile(r"\[tier:([a-z]+)\]")
 _WORD = re.compile(r"\S+\s*")
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _ERROR_KINDS = {
@@ -89,6 +90,7 @@ class _Plan:
     malformed: bool = False
     garbage: bool = False
     overflow: bool = False
+    service_tier: str | None = None
 
 
 def _words(text: str | None) -> int:
@@ -170,7 +172,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
-    400 context-length error worded as vLLM words it). When the messages end with tool
+    400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
+    service_tier, as OpenAI reports the tier it used). When the messages end with tool
     results, the answer is "done: <result>; <result>…" instead; with a `response_format` it is
     JSON (`_structured_answer`). A body with `logprobs: true` gets
     `token_logprobs` for each content word (a word is a token here).
@@ -186,6 +189,8 @@ def plan(body: dict[str, Any]) -> _Plan:
         p.sleep_s = int(m.group(1)) / 1000
     if m := _REASONING.search(text):
         p.reasoning = m.group(1)
+    if m := _TIER.search(text):
+        p.service_tier = m.group(1)
     tools = _TOOL.findall(text)
     results = _trailing_tool_results(messages)
     if results:
@@ -434,6 +439,8 @@ class TestUpstream:
                 "finish_reason": p.finish,
             }
             result = {**base, "object": "chat.completion", "choices": [choice]}
+            if p.service_tier:
+                result["service_tier"] = p.service_tier
             return await _send_json(send, 200, {**result, "usage": _usage(body, p)})
         await self._stream(body, p, base, receive, send)
 
@@ -457,6 +464,8 @@ class TestUpstream:
         chunks.append({**base, "choices": [finish], **extra})
         if include_usage:
             chunks.append({**base, "choices": [], "usage": _usage(body, p)})
+        if p.service_tier:
+            chunks[-1]["service_tier"] = p.service_tier
         lines = [b"data: %s\n\n" % _dumps(c) for c in chunks] + [b"data: [DONE]\n\n"]
         if p.malformed:
             lines = [*lines[:1], b"data: {not json\n\n"]

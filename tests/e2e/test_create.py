@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -313,3 +314,35 @@ async def test_reasoning_and_refusal_items(client: AsyncOpenAI) -> None:
     refused = await client.responses.create(model="test-model", input="[refuse] bad idea")
     assert refused.output[0].content[0].type == "refusal"  # type: ignore[union-attr]
     assert refused.output_text == ""
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["sync", "stream"])
+async def test_service_tier_is_the_one_the_upstream_used(
+    client: AsyncOpenAI, upstream: TestUpstream, stream: bool
+) -> None:
+    """Asked for priority, the upstream served on default: the Response says default."""
+    if stream:
+        events = await client.responses.create(
+            model="test-model", input="[tier:default] hi", service_tier="priority", stream=True
+        )
+        response = [event async for event in events][-1].response  # type: ignore[union-attr]
+    else:
+        response = await client.responses.create(
+            model="test-model", input="[tier:default] hi", service_tier="priority"
+        )
+    assert upstream.last_request().body["service_tier"] == "priority"
+    assert response.service_tier == "default"
+    assert (await client.responses.retrieve(response.id)).service_tier == "default"
+
+
+async def test_reasoning_effort_reaches_the_upstream(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    response = await client.responses.create(
+        model="test-model", input="think", reasoning={"effort": "high"}
+    )
+    assert upstream.last_request().body["reasoning_effort"] == "high"
+    assert response.reasoning is not None
+    assert response.reasoning.effort == "high"
+    await client.responses.create(model="test-model", input="think")
+    assert "reasoning_effort" not in upstream.last_request().body

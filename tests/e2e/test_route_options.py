@@ -31,7 +31,7 @@ def routed(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]
             "forward_verbosity": True,
             "replay_reasoning": True,
         },
-        closed={"accepts_files": False},
+        closed={"accepts_files": False, "max_tokens_param": "max_tokens"},
     ) as server:
         yield server
 
@@ -58,6 +58,18 @@ async def test_opt_in_parameters_reach_only_routes_that_ask(
     opened, closed = (request.body for request in upstream.requests)
     assert (opened["top_k"], opened["metadata"], opened["verbosity"]) == (40, {"team": "a"}, "low")
     assert not {"top_k", "metadata", "verbosity"} & set(closed)
+
+
+async def test_max_output_tokens_goes_by_the_name_the_route_wants(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    for model in ("open", "closed"):
+        await client.responses.create(model=model, input="hi", max_output_tokens=32)
+    modern, legacy = (request.body for request in upstream.requests)
+    assert modern["max_completion_tokens"] == 32
+    assert "max_tokens" not in modern
+    assert legacy["max_tokens"] == 32
+    assert "max_completion_tokens" not in legacy
 
 
 async def test_files_pass_through_or_are_refused_by_name(

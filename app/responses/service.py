@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import ids
 from app.auth import Caller
 from app.conversations import repository as conversations
 from app.db.base import utcnow
@@ -24,11 +23,11 @@ from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import context, convert, fitting, lease, repository, runner, streaming
+from app.responses import context, convert, fitting, lease, repository, rows, runner, streaming
 from app.responses.compaction import Plan, Sealer
 from app.responses.context import History, Window
 from app.responses.fitting import Fitter
-from app.responses.validation import PreparedRequest, check_route_accepts, prepare
+from app.responses.validation import check_route_accepts, prepare
 from app.runtime import Runtime
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
@@ -111,7 +110,7 @@ class ResponseService:
         fitter = fitting.for_request(
             request, prepared.model, route, self._runtime.sealer, prepared.tools
         )
-        row = _new_row(caller, prepared)
+        row = rows.new_row(caller, prepared)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
         check_route_accepts(route, input_bodies)
@@ -167,7 +166,7 @@ class ResponseService:
         if started.store:
             await self._finish(started, outcome)
         else:
-            _apply(started.row, outcome.values)
+            rows.apply_final(started.row, outcome.values)
 
     async def _start(
         self,
@@ -185,7 +184,7 @@ class ResponseService:
             window = fitter.window(past, input_bodies)
             context_ready(window)
             if store:
-                await repository.insert_response(session, _row_values(row))
+                await repository.insert_response(session, rows.insert_values(row))
                 await repository.insert_items(
                     session,
                     project_id=row.project_id,
@@ -222,7 +221,7 @@ class ResponseService:
         its output items to it; any ending releases the conversation's lock.
         """
         row = started.row
-        final = _apply(row, outcome.values)
+        final = rows.apply_final(row, outcome.values)
         async with unit_of_work(self._sessions) as session:
             if not await repository.finish_response(session, row.project_id, row.id, final):
                 return  # already ended elsewhere (cancelled, or settled by the sweeper)
@@ -277,58 +276,3 @@ class ResponseService:
 
 def response_item_not_found(item_id: str) -> NotFound:
     return NotFound(f"Item with id '{item_id}' not found.", param="after")
-
-
-def _new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
-    request = prepared.request
-    background = bool(request.background)
-    return ResponseRow(
-        id=ids.new_id(ids.RESPONSE),
-        project_id=caller.project_id,
-        status="queued" if background else "in_progress",
-        model=prepared.model,
-        background=background,
-        # A background response runs later, maybe in another process: keep its request.
-        request=msgspec.to_builtins(msgspec.structs.replace(request, input=None))
-        if background
-        else None,
-        previous_response_id=request.previous_response_id,
-        conversation_id=prepared.conversation_id,
-        params=convert.echoed_params(request, prepared.tools),
-        instructions=request.instructions,
-        metadata_=dict(request.metadata or {}),
-        created_at=utcnow(),
-        attempts=0 if background else 1,  # a worker's claim counts each background run
-    )
-
-
-def _apply(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
-    """Set the terminal values on the in-memory row (it is what the client gets back)."""
-    final = dict(values)
-    params = row.params
-    actual_tier = final.pop("service_tier", None)
-    if actual_tier or params["service_tier"] == "auto":
-        # The Response echoes the tier actually used; `auto` settles on `default`.
-        final["params"] = {**params, "service_tier": actual_tier or "default"}
-    for key, value in final.items():
-        setattr(row, key, value)
-    return final
-
-
-def _row_values(row: ResponseRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "project_id": row.project_id,
-        "status": row.status,
-        "model": row.model,
-        "background": row.background,
-        "previous_response_id": row.previous_response_id,
-        "conversation_id": row.conversation_id,
-        "params": row.params,
-        "instructions": row.instructions,
-        "request": row.request,
-        "metadata": row.metadata_,
-        "created_at": row.created_at,
-        "heartbeat_at": row.created_at,
-        "attempts": row.attempts,
-    }

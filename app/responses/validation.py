@@ -220,14 +220,14 @@ def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) 
     names = {tool.name for tool in tools}
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):
-        kind, wanted = (
+        named, wanted = (
             ("function", FunctionTool)
             if isinstance(choice, ToolChoiceFunction)
             else ("custom", CustomTool)
         )
         if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in tools):
             raise InvalidRequest(
-                f"Tool choice '{kind}' not found in 'tools' parameter: '{choice.name}'.",
+                f"Tool choice '{named}' not found in 'tools' parameter: '{choice.name}'.",
                 param="tool_choice",
                 code="invalid_value",
             )

@@ -7,6 +7,7 @@ cannot double-charge or double-generate); nothing else is retried here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +36,8 @@ from app.providers.base import (
 from app.wire.codec import encoder
 
 _MAX_UPSTREAM_MESSAGE = 500
+# Where a Python (or similar) stack trace starts inside an upstream's error message.
+_STACK_TRACE = re.compile(r'(?m)^\s*(?:Traceback \(most recent call last\)|File "[^"]*", line \d+)')
 
 
 class ChatCompletionsProvider:
@@ -137,9 +140,12 @@ class ChatCompletionsProvider:
         return UpstreamServerError(message, status)
 
     def _redact(self, text: str) -> str:
-        """Upstreams sometimes quote the key they were sent; it must never travel further."""
+        """Upstreams sometimes quote the key they were sent, and some (llama-cpp-python) append
+        their own stack trace to an error; neither may travel further."""
         if self._api_key:
             text = text.replace(self._api_key, "[redacted]")
+        if trace := _STACK_TRACE.search(text):
+            text = text[: trace.start()].rstrip() or "no error message"
         return text[:_MAX_UPSTREAM_MESSAGE]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import openai
 import pytest
@@ -65,6 +66,22 @@ async def test_fault_is_stored_as_failed_and_answered_once(
     assert fetched.error is not None
     assert fetched.error.code == code
     assert fetched.output == []
+
+
+@pytest.mark.parametrize("status", [400, 500])
+async def test_an_upstreams_stack_trace_reaches_no_client(client: AsyncOpenAI, status: int) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.responses.create(model="test-model", input=f"[fail:{status}] [trace] hi")
+    message = caught.value.message
+    assert f"upstream says {status}" in message  # the upstream's own words are kept
+    assert "File " not in message
+    assert "app.py" not in message
+    response_id = re.search(r"resp_\w+", message)
+    assert response_id is not None
+    stored = await client.responses.retrieve(response_id.group())
+    assert stored.error is not None
+    assert "upstream says" in stored.error.message
+    assert "app.py" not in stored.error.message
 
 
 async def test_unreachable_upstream(

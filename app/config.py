@@ -44,6 +44,10 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Earlier reasoning sent back as `reasoning_content` on the assistant turn it preceded
     # (vLLM, DeepSeek); otherwise reasoning items are left out of the upstream's context.
     replay_reasoning: bool = False
+    # How a json_schema `text.format` is sent: OpenAI's `response_format: {type: json_schema,
+    # json_schema: {name, schema, strict}}`, or `{type: json_object, schema}` for servers that
+    # only take that form (llama-cpp-python's), which constrain the answer all the same.
+    json_schema_style: Literal["json_schema", "json_object_schema"] = "json_schema"
     timeout_seconds: float = 600.0
 
 

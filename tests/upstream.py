@@ -91,6 +91,7 @@ class _Plan:
     garbage: bool = False
     overflow: bool = False
     service_tier: str | None = None
+    trace: bool = False
 
 
 def _words(text: str | None) -> int:
@@ -116,10 +117,12 @@ def _prompt_tokens(messages: list[Any]) -> int:
 
 def _structured_answer(body: dict[str, Any], text: str) -> str | None:
     """With a `response_format`, the answer is JSON as a well-behaved model would write it: an
-    instance of the json_schema (see `schema_instance`), or `{"echo": text}` for json_object."""
+    instance of the json_schema (see `schema_instance`), or `{"echo": text}` for json_object
+    without a schema."""
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_object":
-        return json.dumps({"echo": text})
+        schema = response_format.get("schema")  # llama-cpp-python's form of a schema
+        return json.dumps(schema_instance(schema, schema) if schema else {"echo": text})
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {}
         return json.dumps(schema_instance(schema, schema))
@@ -173,7 +176,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
-    service_tier, as OpenAI reports the tier it used). When the messages end with tool
+    service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
+    stack trace, as llama-cpp-python sends them). When the messages end with tool
     results, the answer is "done: <result>; <result>…" instead; with a `response_format` it is
     JSON (`_structured_answer`). A body with `logprobs: true` gets
     `token_logprobs` for each content word (a word is a token here).
@@ -183,6 +187,7 @@ def plan(body: dict[str, Any]) -> _Plan:
     text = "".join(_parts(users[-1].get("content"))) if users else ""
     p = _Plan(drop="[drop]" in text, malformed="[malformed]" in text, garbage="[garbage]" in text)
     p.overflow = "[overflow]" in text
+    p.trace = "[trace]" in text
     if m := _FAIL.search(text):
         p.status = int(m.group(1))
     if m := _SLEEP.search(text):
@@ -272,9 +277,16 @@ def _logprobs(body: dict[str, Any], tokens: list[str], first: int = 0) -> dict[s
     return {"content": content, "refusal": None}
 
 
-def _error(status: int) -> dict[str, Any]:
+# What llama-cpp-python appends to its error messages ([trace]).
+STACK_TRACE = (
+    '\n\n  File "/srv/llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+    "    POST /v1/chat/completions"
+)
+
+
+def _error(status: int, trace: bool = False) -> dict[str, Any]:
     kind, code = _ERROR_KINDS.get(status, ("server_error", "server_error"))
-    message = f"upstream says {status}"
+    message = f"upstream says {status}" + (STACK_TRACE if trace else "")
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
@@ -418,7 +430,7 @@ class TestUpstream:
         if p.overflow:
             return await _send_json(send, 400, OVERFLOW_ERROR)
         if p.status != 200:
-            return await _send_json(send, p.status, _error(p.status))
+            return await _send_json(send, p.status, _error(p.status, p.trace))
         if not stream:
             if p.garbage:
                 return await _send(send, 200, b"<html>this is not json", "application/json")

@@ -50,7 +50,7 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
         body["reasoning_effort"] = params.reasoning.effort
     tool_mapping.add_tools(body, request)
     body.update(logprobs.request_fields(params.include, params.top_logprobs))
-    _add_response_format(body, request)
+    _add_response_format(body, request, route)
     return body
 
 
@@ -142,11 +142,16 @@ def _attach_tool_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> N
         messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
-def _add_response_format(body: dict[str, Any], request: GenerationRequest) -> None:
+def _add_response_format(
+    body: dict[str, Any], request: GenerationRequest, route: ModelRoute
+) -> None:
     text = request.params.text
     if text is None:
         return
     if isinstance(text.format, FormatJsonSchema):
+        if route.json_schema_style == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": text.format.schema}
+            return
         schema: dict[str, Any] = {"name": text.format.name, "schema": text.format.schema}
         if text.format.description is not None:
             schema["description"] = text.format.description

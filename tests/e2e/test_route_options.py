@@ -8,6 +8,7 @@ from typing import Any
 import openai
 import pytest
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 from tests.conftest import Project, rapport_with_routes, sdk
 from tests.harness import RapportServer
@@ -31,7 +32,11 @@ def routed(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]
             "forward_verbosity": True,
             "replay_reasoning": True,
         },
-        closed={"accepts_files": False, "max_tokens_param": "max_tokens"},
+        closed={
+            "accepts_files": False,
+            "max_tokens_param": "max_tokens",
+            "json_schema_style": "json_object_schema",
+        },
     ) as server:
         yield server
 
@@ -102,3 +107,22 @@ async def test_reasoning_is_replayed_only_where_the_route_says(
     assert replayed["role"] == dropped["role"] == "assistant"
     assert replayed["reasoning_content"] == "think hard"
     assert "reasoning_content" not in dropped
+
+
+class Point(BaseModel):
+    x: int
+    label: str
+
+
+async def test_a_schema_goes_in_the_form_the_route_wants(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    for model in ("open", "closed"):
+        parsed = await client.responses.parse(model=model, input="a point", text_format=Point)
+        assert parsed.output_parsed == Point(x=1, label="<label>")
+        assert parsed.text.format is not None
+        assert parsed.text.format.type == "json_schema"  # echoed as asked, either way
+    standard, llama_style = (request.body["response_format"] for request in upstream.requests)
+    assert standard["type"] == "json_schema"
+    assert standard["json_schema"]["name"] == "Point"
+    assert llama_style == {"type": "json_object", "schema": standard["json_schema"]["schema"]}

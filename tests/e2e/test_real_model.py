@@ -15,11 +15,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 from app.config import ModelRoute
 from tests.conftest import Project, sdk, server_settings
@@ -48,6 +50,7 @@ def llama() -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(_model_path())]
     command += ["--port", str(port), "--n_ctx", str(N_CTX), "--seed", "7"]
+    command += ["--logits_all", "true"]  # llama.cpp computes logprobs only with this
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -76,6 +79,7 @@ def gateway(database_url: str, upstream: TestUpstream, llama: str) -> Iterator[R
             context_window=N_CTX,
             max_output_tokens=64,
             max_tokens_param="max_tokens",
+            json_schema_style="json_object_schema",
             timeout_seconds=120,
         ),
         # A route that claims more than the server holds: the server's own refusal shows.
@@ -151,3 +155,61 @@ async def test_the_real_server_s_context_error_is_openai_s(client: AsyncOpenAI) 
         )
     assert refused.value.code == "context_length_exceeded"
     assert refused.value.body["param"] == "input"
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+async def test_parse_gets_schema_constrained_json_from_the_real_model(client: AsyncOpenAI) -> None:
+    parsed = await client.responses.parse(
+        model="smollm2",
+        input="Give one city and its population.",
+        text_format=City,
+        max_output_tokens=48,
+    )
+    assert parsed.status == "completed"
+    assert isinstance(parsed.output_parsed, City)
+
+
+async def test_logprobs_from_the_real_model(client: AsyncOpenAI) -> None:
+    """llama.cpp sends `bytes: null` (Rapport fills them from the token) and the chosen token
+    among the alternatives; both come out in OpenAI's shape, whole and streamed."""
+    include: Any = ["message.output_text.logprobs"]
+    response = await client.responses.create(
+        model="smollm2", input="Say hi.", include=include, top_logprobs=2, max_output_tokens=16
+    )
+    part = response.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text"
+    assert part.logprobs
+    assert in_order([entry.token for entry in part.logprobs], part.text)
+    for entry in part.logprobs:
+        assert entry.logprob <= 0
+        assert bytes(entry.bytes).decode(errors="replace") == entry.token
+        assert entry.top_logprobs
+    stream = await client.responses.create(
+        model="smollm2",
+        input="Say hi.",
+        include=include,
+        top_logprobs=1,
+        max_output_tokens=16,
+        stream=True,
+    )
+    events = [event async for event in stream]
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    final = events[-1].response  # type: ignore[union-attr]  # completed, or incomplete at 16
+    streamed = [entry.token for delta in deltas for entry in delta.logprobs]
+    assert in_order(streamed, final.output_text)
+
+
+def in_order(tokens: list[str], text: str) -> bool:
+    """Each token found in the text after the one before it. Not a plain join: llama.cpp names
+    a token that holds part of a multi-byte character (an emoji) with an empty string."""
+    position = 0
+    for token in tokens:
+        found = text.find(token, position)
+        if found < 0:
+            return False
+        position = found + len(token)
+    return bool(tokens)

@@ -127,3 +127,18 @@ async def test_the_loop_keeps_a_rapport_conversation(
         "function_call_output",
         "message",
     ]
+
+
+async def test_the_streamed_loop_sees_the_calls_and_the_answer(
+    client: AsyncOpenAI, looked_up: list[str]
+) -> None:
+    agent = forecaster(client, looked_up)
+    run = Runner.run_streamed(agent, f"Weather? {weather('Quito')}")
+    kinds = [
+        event.item.type
+        async for event in run.stream_events()
+        if event.type == "run_item_stream_event"
+    ]
+    assert kinds == ["tool_call_item", "tool_call_output_item", "message_output_item"]
+    assert run.final_output == "done: sunny in Quito"
+    assert looked_up == ["Quito"]

@@ -336,7 +336,7 @@ class TestUpstream:
             self, interface="asgi3", lifespan="off", access_log=False, log_level="warning", **kw
         )
 
-    def start(self) -> TestUpstream:
+    def start(self) -> Self:
         """Bind now (so the port is known and connections queue), serve from a thread."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

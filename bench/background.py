@@ -54,11 +54,6 @@ IN_PROGRESS_ENTRY = "0-3"  # event log entry ids are 0-<sequence_number + 1>; in
 POLL_S = 0.1  # cheap: one small count; completion times come from the rows, not the poll
 # Redis commands the benchmark itself sends, left out of the per-job counts.
 OWN_COMMANDS = {"xread", "scan", "info", "dbsize", "flushdb", "select", "client", "hello"}
-# Start the worker on uvloop (the API server already runs on it, through uvicorn).
-UVLOOP_WORKER = (
-    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from app.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 
 
 class BadAnswer(Exception):
@@ -513,13 +508,12 @@ def throughput_section(args: argparse.Namespace, e2e: Phase, drain: Phase) -> li
 def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     bound = args.worker_concurrency / (args.delay_ms / 1000) if args.delay_ms else float("inf")
-    loop = "uvloop (experiment: `--worker-uvloop`)" if args.worker_uvloop else "asyncio"
     lines = [
         f"## background · postgres + Redis · {when} · commit {commit}",
         "",
         (
             f"One `rapport serve` and one `rapport worker --concurrency {args.worker_concurrency}`"
-            f" (event loop: {loop}) on Redis (`{args.redis_url}`, flushed); upstream delay "
+            f" on Redis (`{args.redis_url}`, flushed); upstream delay "
             f"{args.delay_ms} ms (a run is ≥ {args.delay_ms} ms, so the upstream bound is "
             f"{bound:.0f} jobs/s); every job is a stored background create of a short prompt; "
             f"{args.warmup} warm-up jobs, then ANALYZE; {result.machine}."
@@ -592,8 +586,6 @@ def run(args: argparse.Namespace) -> Measurement:
         stack.spawn("upstream", upstream, env, tmp, source)
         stack.spawn("rapport", [rapport, "serve", "--port", str(gateway_port)], env, tmp, source)
         worker = [rapport, "worker", "--concurrency", str(args.worker_concurrency)]
-        if args.worker_uvloop:
-            worker = [sys.executable, "-c", UVLOOP_WORKER, *worker[1:]]
         stack.spawn("worker", worker, env, tmp, source)
         worker_pid = stack.procs["worker"][0].pid
 
@@ -664,11 +656,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="abort after this")
     parser.add_argument(
         "--only", choices=("latency", "throughput"), default=None, help="run one part only"
-    )
-    parser.add_argument(
-        "--worker-uvloop",
-        action="store_true",
-        help="experiment: run the worker on uvloop (app/ is unchanged; see README)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append RESULTS.md")
     return parser.parse_args(argv)

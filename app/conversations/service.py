@@ -18,6 +18,7 @@ from app.db.models import Conversation as ConversationRow
 from app.db.session import unit_of_work
 from app.errors import NotFound
 from app.pagination import PageRequest, object_list
+from app.responses import references
 from app.responses import repository as items_repository
 from app.responses.context import item_tokens
 from app.responses.validation import parse_input
@@ -61,6 +62,7 @@ class ConversationService:
                     "next_seq": 0,
                 },
             )
+            bodies = await references.resolve(session, caller.project_id, bodies, "items")
             await self._store_items(session, caller, row.id, bodies)
         return convert.to_wire(row)
 
@@ -94,6 +96,7 @@ class ConversationService:
         bodies = [stored_body(item) for item in parse_input(items, "items")]
         async with unit_of_work(self._sessions) as session:
             await self._owned(session, caller, conversation_id)
+            bodies = await references.resolve(session, caller.project_id, bodies, "items")
             await self._store_items(session, caller, conversation_id, bodies)
         return object_list(bodies, len(bodies))
 

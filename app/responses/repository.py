@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Item, ResponseRow
+from app.db.models import Conversation, ConversationItem, Item, ResponseRow
 from app.db.scoping import owned
 from app.pagination import PageRequest
 
@@ -231,3 +231,26 @@ async def page_input_items(
     order = Item.position.desc() if descending else Item.position.asc()
     rows = await session.scalars(statement.order_by(order).limit(page.limit + 1))
     return list(rows)
+
+
+async def referenced_bodies(
+    session: AsyncSession, project_id: str, item_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Stored items by id, as `item_reference` sees them: the caller's own, and only those
+    still reachable — through a response not deleted, or a conversation not deleted."""
+    live_response = sa.exists().where(
+        ResponseRow.id == Item.response_id, ResponseRow.deleted_at.is_(None)
+    )
+    live_conversation = sa.exists().where(
+        ConversationItem.item_id == Item.id,
+        Conversation.id == ConversationItem.conversation_id,
+        Conversation.deleted_at.is_(None),
+    )
+    rows = await session.execute(
+        sa.select(Item.id, Item.body).where(
+            Item.project_id == project_id,
+            Item.id.in_(set(item_ids)),
+            sa.or_(live_response, live_conversation),
+        )
+    )
+    return {item_id: body for item_id, body in rows}

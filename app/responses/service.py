@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Caller
+from app.config import ModelRoute
 from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
@@ -23,7 +24,17 @@ from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import context, convert, fitting, lease, repository, rows, runner, streaming
+from app.responses import (
+    context,
+    convert,
+    fitting,
+    lease,
+    references,
+    repository,
+    rows,
+    runner,
+    streaming,
+)
 from app.responses.compaction import Plan, Sealer
 from app.responses.context import History, Window
 from app.responses.fitting import Fitter
@@ -113,7 +124,6 @@ class ResponseService:
         row = rows.new_row(caller, prepared)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
-        check_route_accepts(route, input_bodies)
         made: dict[str, Any] = {}
 
         def context_ready(window: Window) -> None:
@@ -129,7 +139,7 @@ class ResponseService:
                 made["launched"] = launch(provider, generation, row.id, window.plan)
 
         try:
-            await self._start(row, input_bodies, store, fitter, context_ready)
+            input_bodies = await self._start(row, input_bodies, store, fitter, context_ready, route)
         except BaseException:
             if "launched" in made:
                 made["launched"].cancel()  # unit of work #1 failed: no model run for it
@@ -175,10 +185,14 @@ class ResponseService:
         store: bool,
         fitter: Fitter,
         context_ready: Callable[[Window], None],
-    ) -> None:
-        """Unit of work #1: read the history, check pairing, fit the window, store the
-        response and its input (with their token counts, the cache later turns read)."""
+        route: ModelRoute,
+    ) -> list[dict[str, Any]]:
+        """Unit of work #1: resolve item references, read the history, check pairing, fit the
+        window, store the response and its input (with their token counts, the cache later
+        turns read). Returns the input as stored."""
         async with unit_of_work(self._sessions) as session:
+            input_bodies = await references.resolve(session, row.project_id, input_bodies)
+            check_route_accepts(route, input_bodies)
             past = await self._history(session, row, fitter.encoding)
             context.check_tool_pairing(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
@@ -195,6 +209,7 @@ class ResponseService:
                     token_counts=window.input_counts,
                     token_encoding=fitter.encoding,
                 )
+        return input_bodies
 
     async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
         if row.conversation_id is None:

@@ -109,6 +109,8 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
         kind = value.get("type")
         if kind is None and "role" in value:
             value = {**value, "type": "message"}
+        elif kind is None and "id" in value:
+            value = {**value, "type": "item_reference"}  # its `type` is optional
         elif kind is None:
             raise InvalidRequest(
                 f"Missing required parameter: '{at}.type'.",

@@ -17,7 +17,7 @@ from app.db.base import utcnow
 from app.db.session import unit_of_work
 from app.errors import InvalidRequest
 from app.providers.base import ProviderError
-from app.responses import compaction, context, fitting, window
+from app.responses import compaction, context, fitting, references, window
 from app.responses.context import History
 from app.responses.fitting import Fitter
 from app.responses.validation import PreparedRequest, prepare
@@ -106,6 +106,7 @@ class WindowService:
     ) -> tuple[History, list[dict[str, Any]]]:
         input_bodies = [stored_body(item) for item in prepared.input_items]
         async with unit_of_work(self._runtime.sessions) as session:
+            input_bodies = await references.resolve(session, caller.project_id, input_bodies)
             if prepared.conversation_id is not None:
                 past = await context.conversation_snapshot(
                     session, caller.project_id, prepared.conversation_id, fitter.encoding

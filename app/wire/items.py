@@ -94,6 +94,12 @@ class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
     id: str | None = None
 
 
+class ItemReference(msgspec.Struct, tag="item_reference", tag_field="type"):
+    """A stored item named by id, standing in for itself (app/responses/references.py)."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 InputItem = (
     Message
     | FunctionCall
@@ -102,6 +108,7 @@ InputItem = (
     | Compaction
     | CustomToolCall
     | CustomToolCallOutput
+    | ItemReference
 )
 
 SUPPORTED_INPUT_TYPES = [
@@ -112,11 +119,11 @@ SUPPORTED_INPUT_TYPES = [
     "compaction",
     "custom_tool_call",
     "custom_tool_call_output",
+    "item_reference",
 ]
 # Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
 KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
     {
-        "item_reference",
         "compaction_trigger",
         "file_search_call",
         "web_search_call",
@@ -153,6 +160,12 @@ _ID_PREFIX = {
 }
 
 
+def new_item_id(kind: str, like: str = "item_x") -> str:
+    """A fresh id with the prefix OpenAI uses for items of this type, else the prefix of `like`
+    (an id of the same kind of item)."""
+    return ids.new_id(_ID_PREFIX.get(kind) or like.split("_", 1)[0])
+
+
 def item_type(item: InputItem) -> str:
     return type(item).__struct_config__.tag  # type: ignore[return-value]
 
@@ -165,6 +178,8 @@ def stored_body(item: InputItem) -> dict[str, Any]:
     an id of ours, so replaying an earlier output creates a new input item rather than a clash.
     """
     kind = item_type(item)
+    if isinstance(item, ItemReference):
+        return {"type": kind, "id": item.id}  # resolved against the store before use
     body: dict[str, Any] = {"id": ids.new_id(_ID_PREFIX[kind]), "type": kind}
     if isinstance(item, Message):
         body["role"] = item.role

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 from openai import AsyncOpenAI
@@ -42,9 +44,17 @@ async def test_create_chain_list_delete_on_sqlite(
     assert fetched.created_at == first.created_at
     items = await sqlite_client.responses.input_items.list(second.id)
     assert [item.content[0].text for item in items.data] == ["two"]  # type: ignore[union-attr]
+    reference: Any = [{"type": "item_reference", "id": second.output[0].id}]
+    await sqlite_client.responses.create(model="test-model", input=reference)
+    assert upstream.last_request().body["messages"] == [
+        {"role": "assistant", "content": "echo: two"}
+    ]
     await sqlite_client.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         await sqlite_client.responses.retrieve(first.id)
+    reference = [{"type": "item_reference", "id": first.output[0].id}]
+    with pytest.raises(openai.NotFoundError):  # a deleted response's items are gone for good
+        await sqlite_client.responses.create(model="test-model", input=reference)
 
 
 async def test_upstream_failure_is_stored_on_sqlite(sqlite_client: AsyncOpenAI) -> None:

@@ -184,10 +184,10 @@ INPUT_CASES = [
         "call_id-65",
     ),
     case(
-        {"input": [{"type": "item_reference", "id": "msg_1"}]},
+        {"input": [{"type": "compaction_trigger"}]},
         "input[0].type",
         "unsupported_parameter",
-        "item_reference-not-yet",
+        "compaction_trigger-not-yet",
     ),
     case(
         {"input": [{"type": "function_call_output", "call_id": "c1", "output": "x"}]},

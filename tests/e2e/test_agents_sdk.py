@@ -14,6 +14,7 @@ import pytest
 from agents import (
     Agent,
     ModelSettings,
+    OpenAIConversationsSession,
     OpenAIResponsesModel,
     Runner,
     function_tool,
@@ -142,3 +143,38 @@ async def test_the_streamed_loop_sees_the_calls_and_the_answer(
     assert kinds == ["tool_call_item", "tool_call_output_item", "message_output_item"]
     assert run.final_output == "done: sunny in Quito"
     assert looked_up == ["Quito"]
+
+
+async def test_a_conversations_session_remembers_across_runs(
+    client: AsyncOpenAI, upstream: TestUpstream, looked_up: list[str]
+) -> None:
+    """The SDK's OpenAIConversationsSession keeps the history in Rapport's Conversations API:
+    it lists the items, replays them as input, and appends each run's new items."""
+    session = OpenAIConversationsSession(openai_client=client)
+    agent = forecaster(client, looked_up)
+    first = await Runner.run(agent, f"Weather? {weather('Bern')}", session=session)
+    assert first.final_output == "done: sunny in Bern"
+    second = await Runner.run(agent, "thanks", session=session)
+    assert second.final_output == "echo: thanks"
+    replayed = upstream.last_request().body["messages"]
+    assert [m["role"] for m in replayed] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert replayed[3]["content"] == "sunny in Bern"
+    stored = await client.conversations.items.list(session.session_id, order="asc")
+    assert [item.type for item in stored.data] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+        "message",
+        "message",
+    ]
+    assert await session.pop_item() is not None  # the SDK's undo: DELETE of the last item
+    after_pop = await client.conversations.items.list(session.session_id, order="asc")
+    assert len(after_pop.data) == 5

@@ -8,6 +8,7 @@ outputs back until the model answers in text. The test upstream asks for the too
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +16,18 @@ from agents import (
     Agent,
     ModelSettings,
     OpenAIConversationsSession,
+    OpenAIResponsesCompactionSession,
     OpenAIResponsesModel,
     Runner,
+    SQLiteSession,
     function_tool,
     set_tracing_disabled,
 )
 from openai import AsyncOpenAI
 
+from app.responses.compaction import SUMMARY_HEADING
+from tests.conftest import Project, rapport_with_routes, sdk
+from tests.harness import RapportServer
 from tests.upstream import TestUpstream
 
 # Traces would be exported to OpenAI's servers; a gateway's tests have no business there.
@@ -178,3 +184,42 @@ async def test_a_conversations_session_remembers_across_runs(
     assert await session.pop_item() is not None  # the SDK's undo: DELETE of the last item
     after_pop = await client.conversations.items.list(session.session_id, order="asc")
     assert len(after_pop.data) == 5
+
+
+@pytest.fixture(scope="module")
+def openai_named(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]:
+    """A Rapport whose route is named like an OpenAI model: the SDK's compaction session only
+    accepts OpenAI model names, and this one leads to the test upstream."""
+    with rapport_with_routes(database_url, upstream, **{"gpt-4.1": {}}) as server:
+        yield server
+
+
+async def test_a_compaction_session_compacts_through_rapport(
+    openai_named: RapportServer, project: Project, upstream: TestUpstream, looked_up: list[str]
+) -> None:
+    """OpenAIResponsesCompactionSession calls /v1/responses/compact after a run and keeps only
+    what it answers; the next run sends that compaction item back, and Rapport opens it."""
+    client = sdk(openai_named, project)
+    session = OpenAIResponsesCompactionSession(
+        "compacting",
+        SQLiteSession("compacting"),
+        client=client,
+        model="gpt-4.1",
+        should_trigger_compaction=lambda context: True,
+    )
+    agent = forecaster(client, looked_up)
+    agent.model = OpenAIResponsesModel(model="gpt-4.1", openai_client=client)
+    first = await Runner.run(agent, f"Weather? {weather('Lyon')}", session=session)
+    assert first.final_output == "done: sunny in Lyon"
+    kept = await session.get_items()
+    assert [item["type"] for item in kept] == ["message", "compaction"]
+    assert kept[0]["role"] == "user"
+    await Runner.run(agent, "and tomorrow?", session=session)
+    [sent] = [
+        request.body["messages"]
+        for request in upstream.requests
+        if request.body["messages"][-1] == {"role": "user", "content": "and tomorrow?"}
+    ]
+    assert sent[1] == {"role": "user", "content": f"Weather? {weather('Lyon')}"}
+    assert SUMMARY_HEADING in sent[2]["content"]  # the compaction item, opened and rendered
+    assert len(sent) == 4  # system, user, summary, the new question: the tool turn is folded

@@ -50,7 +50,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     options = params.stream_options
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=params.max_tool_calls,
+        max_tool_calls=runner.tool_call_cap(params),
         custom_tools=custom_names(started.generation.tools),
         first_sequence=ANNOUNCED_EVENTS,
     )

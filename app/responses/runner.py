@@ -29,7 +29,7 @@ from app.providers.base import (
 from app.providers.translate import INCOMPLETE_REASONS
 from app.responses import compaction, sealed_reasoning
 from app.responses.emitter import Emitter, Event
-from app.wire.responses import ResponseUsage
+from app.wire.responses import CreateResponseRequest, ResponseUsage
 
 log = logging.getLogger("rapport.runner")
 
@@ -69,7 +69,7 @@ async def run(
     if compacted is not None:
         result.output = [compacted[0], *result.output]
         result.usage = compaction.added_usage(compacted[1], result.usage)
-    return _settled(result, generation.params.max_tool_calls)
+    return _settled(result, tool_call_cap(generation.params))
 
 
 class StreamRun:
@@ -209,8 +209,18 @@ def _log_failure(response_id: str, exc: Exception) -> None:
     )
 
 
+def tool_call_cap(params: CreateResponseRequest) -> int | None:
+    """How many tool calls one response may hold: `max_tool_calls`, and one when
+    `parallel_tool_calls` is false — many self-hosted upstreams ignore that flag and answer
+    several calls anyway, and a client that turned it off is not written for more than one."""
+    cap = params.max_tool_calls
+    if params.parallel_tool_calls is False:
+        cap = 1 if cap is None else min(cap, 1)
+    return cap
+
+
 def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """`max_tool_calls`: calls past the cap are dropped, as OpenAI ignores further calls."""
+    """Calls past the cap are dropped, as OpenAI ignores calls past `max_tool_calls`."""
     if limit is None:
         return output
     kept: list[dict[str, Any]] = []

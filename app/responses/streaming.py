@@ -47,7 +47,7 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
     options = params.stream_options
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=params.max_tool_calls,
+        max_tool_calls=runner.tool_call_cap(params),
         custom_tools=custom_names(started.generation.tools),
     )
     run = runner.StreamRun(

@@ -305,6 +305,33 @@ async def test_max_tool_calls_caps_calls(client: AsyncOpenAI) -> None:
     assert [item.name for item in response.output if item.type == "function_call"] == ["a", "b"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["sync", "stream"])
+async def test_parallel_tool_calls_false_holds_one_call_whatever_the_upstream_sends(
+    client: AsyncOpenAI, upstream: TestUpstream, stream: bool
+) -> None:
+    """The test upstream, like many self-hosted servers, ignores the flag and calls twice."""
+    tools: Any = [{"type": "function", "name": n} for n in "ab"]
+    request: Any = {
+        "model": "test-model",
+        "input": "[tool:a:{}] [tool:b:{}]",
+        "tools": tools,
+        "parallel_tool_calls": False,
+    }
+    if stream:
+        events = [event async for event in await client.responses.create(**request, stream=True)]
+        added = [e for e in events if e.type == "response.output_item.added"]
+        assert len(added) == 1
+        response = events[-1].response  # type: ignore[union-attr]
+    else:
+        response = await client.responses.create(**request)
+    assert upstream.last_request().body["parallel_tool_calls"] is False
+    assert [item.name for item in response.output if item.type == "function_call"] == ["a"]
+    stored = await client.responses.retrieve(response.id)
+    assert len(stored.output) == 1
+    both = await client.responses.create(**{**request, "parallel_tool_calls": True})
+    assert len(both.output) == 2
+
+
 async def test_reasoning_and_refusal_items(client: AsyncOpenAI) -> None:
     reasoned = await client.responses.create(model="test-model", input="[reasoning:mull it over] q")
     assert [item.type for item in reasoned.output] == ["reasoning", "message"]

@@ -210,6 +210,7 @@ async def measure(args: argparse.Namespace, url: str) -> list[DepthResult]:
     runtime = Runtime(settings)
     libpq_url = url.replace("+asyncpg", "", 1)
     try:
+        await runtime.open()  # the sealing key and token encodings, as the server's start-up
         project_id = new_id(PROJECT)
         if args.no_analyze:
             # No statistics at all, deterministically: what a table looks like before
@@ -234,10 +235,10 @@ async def measure(args: argparse.Namespace, url: str) -> list[DepthResult]:
             async with unit_of_work(runtime.sessions) as session:
                 await session.connection()  # pool checkout + pre-ping, outside history()
                 before = time.perf_counter_ns()
-                items = await context.history(session, project_id, head)
+                history = await context.history(session, project_id, head, "o200k_base")
                 after = time.perf_counter_ns()
             ended = time.perf_counter_ns()
-            return (after - before) / 1e6, (ended - started) / 1e6, len(items)
+            return (after - before) / 1e6, (ended - started) / 1e6, len(history.bodies)
 
         results: dict[int, DepthResult] = {}
         for depth in args.depths:

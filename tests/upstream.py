@@ -177,7 +177,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
     service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
-    stack trace, as llama-cpp-python sends them). When the messages end with tool
+    stack trace, as llama-cpp-python sends them), [long-call-ids] (tool call ids as long as
+    llama-cpp-python's). When the messages end with tool
     results, the answer is "done: <result>; <result>…" instead; with a `response_format` it is
     JSON (`_structured_answer`). A body with `logprobs: true` gets
     `token_logprobs` for each content word (a word is a token here).
@@ -204,6 +205,11 @@ def plan(body: dict[str, Any]) -> _Plan:
         p.refusal = REFUSAL
     elif tools:
         p.tool_calls = [(f"call_{i}", name, args) for i, (name, args) in enumerate(tools)]
+        if "[long-call-ids]" in text:  # as llama-cpp-python makes them: 50 characters + name
+            suffix = "_cmpl-7fa0ad1f-99a3-4ef2-9690-aff3705d8651"
+            p.tool_calls = [
+                (f"call__{i}_{n}{suffix}", n, a) for i, (_, n, a) in enumerate(p.tool_calls)
+            ]
         p.finish = "tool_calls"
     elif "[length]" in text:
         p.content, p.finish = "partial", "length"

@@ -93,12 +93,26 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
+# OpenAI's limit on a call_id sent back as input (app/wire/items.py, CallId).
+MAX_CALL_ID = 64
+
+
+def usable_call_id(raw: object) -> str:
+    """The upstream's call id, or a fresh one where a client could not send it back: missing,
+    or longer than OpenAI accepts (llama-cpp-python builds ids from the function name and a
+    UUID, 50 characters plus the name). The upstream never needs its own id again: Rapport
+    rebuilds the assistant turn and its tool results from the stored items, under one id."""
+    if isinstance(raw, str) and 0 < len(raw) <= MAX_CALL_ID:
+        return raw
+    return ids.new_id("call")
+
+
 def custom_tool_call_item(call_id: str, name: str, text: str, status: str) -> dict[str, Any]:
     return {
         "id": ids.new_id(ids.CUSTOM_TOOL_CALL),
         "type": "custom_tool_call",
         "status": status,
-        "call_id": call_id,
+        "call_id": usable_call_id(call_id),
         "name": name,
         "input": text,
     }
@@ -111,7 +125,7 @@ def function_call_item(call: dict[str, Any], status: str) -> dict[str, Any]:
         "type": "function_call",
         "status": status,
         "arguments": function.get("arguments") or "",
-        "call_id": call.get("id") or ids.new_id("call"),
+        "call_id": usable_call_id(call.get("id")),
         "name": function.get("name") or "",
     }
 

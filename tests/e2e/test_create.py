@@ -332,6 +332,39 @@ async def test_parallel_tool_calls_false_holds_one_call_whatever_the_upstream_se
     assert len(both.output) == 2
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["sync", "stream"])
+async def test_call_ids_too_long_to_send_back_are_replaced(
+    client: AsyncOpenAI, upstream: TestUpstream, stream: bool
+) -> None:
+    """llama-cpp-python's ids exceed the 64 characters a function_call_output may carry: the
+    client gets one it can send back, and the upstream sees that one on both sides."""
+    tools: Any = [{"type": "function", "name": "lookup_customer_record"}]
+    text = '[long-call-ids] [tool:lookup_customer_record:{"id": 7}]'
+    if stream:
+        events = [
+            event
+            async for event in await client.responses.create(
+                model="test-model", input=text, tools=tools, stream=True
+            )
+        ]
+        first = events[-1].response  # type: ignore[union-attr]
+    else:
+        first = await client.responses.create(model="test-model", input=text, tools=tools)
+    upstream_id = "call__0_lookup_customer_record_cmpl-7fa0ad1f-99a3-4ef2-9690-aff3705d8651"
+    assert len(upstream_id) > 64
+    call = first.output[0]
+    assert call.type == "function_call"
+    assert call.call_id.startswith("call_")
+    assert len(call.call_id) <= 64
+    result: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "Ada"}]
+    answer = await client.responses.create(
+        model="test-model", input=result, tools=tools, previous_response_id=first.id
+    )
+    assert answer.output_text == "done: Ada"
+    assistant, tool = upstream.last_request().body["messages"][-2:]
+    assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"] == call.call_id
+
+
 async def test_reasoning_and_refusal_items(client: AsyncOpenAI) -> None:
     reasoned = await client.responses.create(model="test-model", input="[reasoning:mull it over] q")
     assert [item.type for item in reasoned.output] == ["reasoning", "message"]

@@ -127,7 +127,9 @@ def _text_of(content: str | list[dict[str, Any]]) -> str:
 
 
 def _attach_tool_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
-    """Consecutive calls (and the assistant text just before them) form one assistant turn."""
+    """Consecutive calls (and the assistant text just before them) form one assistant turn.
+    A turn of calls alone gets `content: ""`, not null: OpenAI, vLLM, Ollama and llama.cpp take
+    either, llama-cpp-python's server only a string."""
     call = {
         "id": item["call_id"],
         "type": "function",
@@ -137,9 +139,9 @@ def _attach_tool_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> N
     if last is not None and last["role"] == "assistant":
         last.setdefault("tool_calls", []).append(call)
         if not last.get("content"):
-            last["content"] = None
+            last["content"] = ""
     else:
-        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
 
 
 def _add_response_format(

@@ -64,6 +64,7 @@ async def test_a_referenced_call_pairs_with_its_output(
     )
     assert answer.output_text == "done: found"
     assistant, tool = upstream.last_request().body["messages"]
+    assert assistant["content"] == ""  # a turn of calls alone: "" suits every upstream, null not
     assert assistant["tool_calls"][0]["id"] == call.call_id
     assert tool == {"role": "tool", "tool_call_id": call.call_id, "content": "found"}
 

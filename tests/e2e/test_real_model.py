@@ -255,3 +255,20 @@ async def test_a_tool_loop_on_the_real_model(client: AsyncOpenAI) -> None:
     )
     assert answer.status in ("completed", "incomplete")
     assert answer.output
+    stream = await client.responses.create(
+        model="smollm2",
+        input="And in Rome?",
+        tools=tools,
+        tool_choice={"type": "function", "name": "lookup_weather_forecast"},
+        max_output_tokens=48,
+        stream=True,
+    )
+    events = [event async for event in stream]
+    streamed = events[-1].response  # type: ignore[union-attr]
+    [streamed_call] = [item for item in streamed.output if item.type == "function_call"]
+    arguments = "".join(
+        e.delta for e in events if e.type == "response.function_call_arguments.delta"
+    )
+    assert arguments == streamed_call.arguments
+    assert isinstance(json.loads(arguments)["city"], str)
+    assert len(streamed_call.call_id) <= 64

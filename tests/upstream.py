@@ -178,10 +178,10 @@ def plan(body: dict[str, Any]) -> _Plan:
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
     service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
     stack trace, as llama-cpp-python sends them), [long-call-ids] (tool call ids as long as
-    llama-cpp-python's). When the messages end with tool
-    results, the answer is "done: <result>; <result>…" instead; with a `response_format` it is
-    JSON (`_structured_answer`). A body with `logprobs: true` gets
-    `token_logprobs` for each content word (a word is a token here).
+    llama-cpp-python's). When the messages end with tool results, the answer is
+    "done: <result>; <result>…" instead; with a `response_format` it is JSON
+    (`_structured_answer`). A body with `logprobs: true` gets `token_logprobs` for each content
+    word (a word is a token here).
     """
     messages = body.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]

@@ -119,7 +119,7 @@ class Emitter:
                     item_id=item["id"],
                     output_index=len(self.output) - 1,
                     content_index=len(parts) - 1,
-                    part=dict(part),
+                    part=_empty_part(part_type),  # its own lists: the part's grow in place
                 )
             )
         part = parts[-1]
@@ -127,8 +127,7 @@ class Emitter:
         part[field] += text
         extra: dict[str, Any] = {}
         if part_type == "output_text":
-            # A new list, never appended in place: earlier events hold the old one.
-            part["logprobs"] = [*part["logprobs"], *tokens]
+            part["logprobs"].extend(tokens)
             extra["logprobs"] = logprobs.for_event(tokens)
         events.append(
             self._delta_event(

@@ -160,7 +160,7 @@ _ID_PREFIX = {
 }
 
 
-def new_item_id(kind: str, like: str = "item_x") -> str:
+def new_item_id(kind: str, like: str) -> str:
     """A fresh id with the prefix OpenAI uses for items of this type, else the prefix of `like`
     (an id of the same kind of item)."""
     return ids.new_id(_ID_PREFIX.get(kind) or like.split("_", 1)[0])

@@ -234,13 +234,13 @@ async def test_a_tool_loop_on_the_real_model(client: AsyncOpenAI) -> None:
             },
         }
     ]
-    first = await client.responses.create(
-        model="smollm2",
-        input="What is the weather in Paris?",
-        tools=tools,
-        tool_choice={"type": "function", "name": "lookup_weather_forecast"},
-        max_output_tokens=48,
-    )
+    forced: Any = {
+        "model": "smollm2",
+        "tools": tools,
+        "tool_choice": {"type": "function", "name": "lookup_weather_forecast"},
+        "max_output_tokens": 48,
+    }
+    first = await client.responses.create(input="What is the weather in Paris?", **forced)
     [call] = [item for item in first.output if item.type == "function_call"]
     assert call.name == "lookup_weather_forecast"
     assert isinstance(json.loads(call.arguments)["city"], str)
@@ -255,14 +255,7 @@ async def test_a_tool_loop_on_the_real_model(client: AsyncOpenAI) -> None:
     )
     assert answer.status in ("completed", "incomplete")
     assert answer.output
-    stream = await client.responses.create(
-        model="smollm2",
-        input="And in Rome?",
-        tools=tools,
-        tool_choice={"type": "function", "name": "lookup_weather_forecast"},
-        max_output_tokens=48,
-        stream=True,
-    )
+    stream = await client.responses.create(input="And in Rome?", stream=True, **forced)
     events = [event async for event in stream]
     streamed = events[-1].response  # type: ignore[union-attr]
     [streamed_call] = [item for item in streamed.output if item.type == "function_call"]

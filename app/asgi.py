@@ -30,11 +30,11 @@ from app.http import (
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
-from app.responses import jobs
 from app.responses.background import BackgroundResponses
 from app.responses.controller import ResponsesController
 from app.responses.service import ResponseService
 from app.responses.window_service import WindowService
+from app.runs import jobs
 from app.runtime import Runtime
 
 

@@ -21,7 +21,7 @@ from app.providers.registry import ProviderRegistry
 from app.queue.base import JobQueue
 from app.queue.local import LocalQueue
 from app.queue.redis import RedisJobQueue
-from app.responses.event_log import EventLog, MemoryEventLog, RedisEventLog
+from app.runs.event_log import EventLog, MemoryEventLog, RedisEventLog
 from app.sealing import Sealer, load_sealer
 from app.tokens import encodings
 

@@ -1,4 +1,4 @@
-"""Time to rebuild a previous_response_id chain (context.history) at depths 2, 20, 200, 1000."""
+"""Time to rebuild a previous_response_id chain (history.chain) at depths 2, 20, 200, 1000."""
 
 from __future__ import annotations
 
@@ -199,9 +199,9 @@ async def postgres_execution_ms(libpq_url: str, statements: list[tuple[str, Any]
 
 async def measure(args: argparse.Namespace, url: str) -> list[DepthResult]:
     from app.config import Settings
+    from app.context import history as stored_history
     from app.db.session import unit_of_work
     from app.ids import PROJECT, new_id
-    from app.responses import context
     from app.runtime import Runtime
     from tests.upstream import TestUpstream
 
@@ -235,7 +235,7 @@ async def measure(args: argparse.Namespace, url: str) -> list[DepthResult]:
             async with unit_of_work(runtime.sessions) as session:
                 await session.connection()  # pool checkout + pre-ping, outside history()
                 before = time.perf_counter_ns()
-                history = await context.history(session, project_id, head, "o200k_base")
+                history = await stored_history.chain(session, project_id, head, "o200k_base")
                 after = time.perf_counter_ns()
             ended = time.perf_counter_ns()
             return (after - before) / 1e6, (ended - started) / 1e6, len(history.bodies)
@@ -272,7 +272,7 @@ def report(args: argparse.Namespace, results: list[DepthResult], commit: str, bo
         f"## chain rebuild · postgres · {when} · commit {commit}",
         "",
         (
-            f"`context.history(session, project_id, head_id)` in-process, {args.repetitions} "
+            f"`stored_history.chain(session, project_id, head_id)` in-process, {args.repetitions} "
             f"calls per depth after {args.warmup} warm-up rounds, depths round-robin. Each turn "
             "= 1 user message + 1 assistant message, made by `ResponseService.create`; "
             f"{args.filler} filler responses over {args.projects} projects (the chains' own "

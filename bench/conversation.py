@@ -15,10 +15,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import ids
+from app.context import history as stored_history
 from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.session import create_engine, create_sessionmaker
-from app.responses import context
 from app.responses import repository as items
 from tests.harness import postgres_database
 
@@ -76,7 +76,7 @@ async def measure(url: str, sizes: list[int], repetitions: int) -> None:
                 await session.begin()
                 statements.clear()
                 started = time.perf_counter()
-                history = await context.conversation_history(
+                history = await stored_history.conversation(
                     session,
                     PROJECT,
                     conversation_id,

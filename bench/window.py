@@ -4,7 +4,7 @@ and without them (every item tokenized again, as it would be with no cache).
 Seeds two identical chains of `--turns` responses (a user message and an answer each, ≈ 30
 tokens apiece) straight into a throwaway Postgres database, one with counts and one without,
 then times, per chain: the history read (one recursive query), and the count-and-truncate step
-(`context.build_window` with `truncation: "auto"` and a window of half the context).
+(`assembly.build_window` with `truncation: "auto"` and a window of half the context).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import ids
+from app.context import assembly
+from app.context import history as stored_history
 from app.db.base import utcnow
 from app.db.session import create_engine, create_sessionmaker
-from app.responses import context
 from app.responses import repository as items
 from app.tokens.counting import TokenCounter
 from tests.harness import postgres_database
@@ -111,15 +112,15 @@ async def measure(url: str, turns: int, repetitions: int) -> None:
         for round_ in range(repetitions + 3):
             async with sessions() as session:
                 started = time.perf_counter()
-                past = await context.history(session, PROJECT, head, ENCODING)
+                past = await stored_history.chain(session, PROJECT, head, ENCODING)
                 read = time.perf_counter() - started
             question = [_message("user", "and now?")]
             total = sum(counter.item(body) for body in past.bodies)
-            budget = context.budget_for(
+            budget = assembly.budget_for(
                 counter, total // 2, 0, truncation="auto", instructions=None, tools=None
             )
             started = time.perf_counter()
-            window = context.build_window(counter, budget, past, question, sealer=JsonSealer())
+            window = assembly.build_window(counter, budget, past, question, sealer=JsonSealer())
             fit = time.perf_counter() - started
             kept = len(window.context)
             if round_ >= 3:

@@ -14,7 +14,7 @@ from app.providers.base import (
     UpstreamProtocolError,
 )
 from app.providers.chunks import deltas
-from app.responses.emitter import Emitter, Event
+from app.runs.emitter import Emitter, Event
 
 
 def run(emitter: Emitter, *pieces: Any, status: str = "completed") -> list[Event]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from app.context import assembly, compaction
+from app.context.history import History
+from app.context.window import Budget, Entry, fit, render_compactions
 from app.errors import InvalidRequest
-from app.responses import compaction, context
-from app.responses.context import History
-from app.responses.window import Budget, Entry, fit, render_compactions
 from app.tokens.counting import TokenCounter
 
 
@@ -144,16 +144,16 @@ def test_build_window_uses_cached_counts_and_plans_compaction_past_the_threshold
     past = History(
         bodies=[user("a"), assistant("b"), user("c"), assistant("d")], counts=[500, 500, None, 7]
     )
-    tight = context.budget_for(
+    tight = assembly.budget_for(
         counter, 10_000, 0, truncation="disabled", instructions=None, tools=None
     )
-    window = context.build_window(counter, tight, past, [user("e")], sealer=JsonSealer())
+    window = assembly.build_window(counter, tight, past, [user("e")], sealer=JsonSealer())
     assert window.plan is None
     c_tokens = counter.item(user("c"))
     e_tokens = counter.item(user("e"))
     assert window.input_counts == [e_tokens]
     assert window.input_tokens == tight.fixed + 500 + 500 + c_tokens + 7 + e_tokens
-    planned = context.build_window(
+    planned = assembly.build_window(
         counter, tight, past, [user("e")], sealer=JsonSealer(), compact_threshold=1000
     )
     assert planned.plan is not None

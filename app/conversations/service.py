@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import ids
 from app.auth import Caller
+from app.context.assembly import item_tokens
 from app.conversations import convert, repository
 from app.db.base import utcnow
 from app.db.models import Conversation as ConversationRow
@@ -20,7 +21,6 @@ from app.errors import NotFound
 from app.pagination import PageRequest, object_list
 from app.responses import references
 from app.responses import repository as items_repository
-from app.responses.context import item_tokens
 from app.responses.validation import parse_input
 from app.tokens.counting import TokenCounter
 from app.tokens.models import FALLBACK_ENCODING

@@ -23,7 +23,7 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.responses import convert
-from app.responses.event_log import EventLogClosed
+from app.runs.event_log import EventLogClosed
 from app.runtime import Runtime
 
 log = logging.getLogger("rapport.sweeper")
@@ -121,7 +121,7 @@ async def _retry(runtime: Runtime, response_id: str, cutoff: object) -> int:
         )
     if not result.rowcount:  # type: ignore[attr-defined]
         return 0
-    from app.responses.jobs import ANNOUNCED_EVENTS  # the jobs module imports the runtime
+    from app.runs.jobs import ANNOUNCED_EVENTS  # the jobs module imports the runtime
 
     await runtime.event_log.truncate(response_id, ANNOUNCED_EVENTS)
     await runtime.queue.enqueue(response_id, key=f"{response_id}@retry{utcnow().timestamp():.0f}")

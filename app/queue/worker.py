@@ -17,8 +17,8 @@ from saq import Worker
 from app.config import Settings
 from app.queue.redis import CANCEL_CHANNEL, JOB_FUNCTION, RedisJobQueue
 from app.queue.sweeper import sweep_forever
-from app.responses import jobs
 from app.responses.service import ResponseService
+from app.runs import jobs
 from app.runtime import Runtime
 
 log = logging.getLogger("rapport.worker")

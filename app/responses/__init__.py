@@ -1,1 +1,1 @@
-"""The Responses API: routes, service, storage, context building and the upstream run."""
+"""The Responses API: routes, use cases, validation and the item store."""

@@ -19,10 +19,10 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import InvalidRequest, response_not_found
 from app.responses import convert, repository
-from app.responses.emitter import Emitter
 from app.responses.service import ResponseService
-from app.responses.sse import frame
+from app.runs.emitter import Emitter
 from app.runtime import Runtime
+from app.transports.sse import frame
 from app.wire.responses import CreateResponseRequest, Response
 
 ACTIVE = ("queued", "in_progress")

@@ -18,10 +18,10 @@ from app.auth import Caller
 from app.http import bool_param, include_param, int_param
 from app.pagination import page_request
 from app.prompts.service import PromptService
-from app.responses import sse
 from app.responses.background import BackgroundResponses
 from app.responses.service import ResponseService
 from app.responses.window_service import WindowService
+from app.transports import sse
 from app.wire import codec
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.responses import CreateResponseRequest, Response

@@ -12,11 +12,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Caller
 from app.config import ModelRoute
+from app.context import assembly, fitting, history
+from app.context.assembly import Window
+from app.context.compaction import Plan, Sealer
+from app.context.fitting import Fitter
+from app.context.history import History
 from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
@@ -24,22 +28,13 @@ from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import (
-    context,
-    convert,
-    fitting,
-    lease,
-    references,
-    repository,
-    rows,
-    runner,
-    streaming,
-)
-from app.responses.compaction import Plan, Sealer
-from app.responses.context import History, Window
-from app.responses.fitting import Fitter
+from app.responses import convert, references, repository, rows
 from app.responses.validation import check_route_accepts, prepare
+from app.runs import foreground, lease, loop
+from app.runs import outcome as outcomes
+from app.runs.started import Started
 from app.runtime import Runtime
+from app.transports import sse
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
@@ -48,19 +43,6 @@ Launch = Callable[[Provider, GenerationRequest, str, Plan | None], Any]
 
 # How long a queued background response holds its conversation before a worker renews it.
 QUEUED_LEASE_SECONDS = 600.0
-
-
-class Started(msgspec.Struct):
-    """A response past unit of work #1: stored (unless store=false) and ready to generate."""
-
-    row: ResponseRow
-    provider: Provider
-    generation: GenerationRequest
-    store: bool
-    input_ids: list[str]
-    fitter: Fitter
-    plan: Plan | None = None  # a compaction to run before the answer
-    launched: Any = None  # the generation already under way (a task), when launched early
 
 
 class ResponseService:
@@ -75,7 +57,7 @@ class ResponseService:
             provider: Provider, generation: GenerationRequest, response_id: str, plan: Plan | None
         ) -> Any:
             return asyncio.create_task(
-                runner.run(provider, generation, response_id, plan, self._runtime.sealer)
+                loop.run(provider, generation, response_id, plan, self._runtime.sealer)
             )
 
         started = await self.begin(caller, request, launch)
@@ -84,7 +66,7 @@ class ResponseService:
                 outcome = await started.launched
         except asyncio.CancelledError:
             # The server is shutting down mid-generation: settle the row before going away.
-            await asyncio.shield(self.settle(started, runner.interrupted([])))
+            await asyncio.shield(self.settle(started, outcomes.interrupted([])))
             raise
         await self.settle(started, outcome)
         if outcome.status == "failed":
@@ -107,7 +89,7 @@ class ResponseService:
         that went away would not abort the upstream call.
         """
         started = await self.begin(caller, request)
-        return streaming.sse_body(started, self)
+        return sse.frames(foreground.events(started, self))
 
     async def begin(
         self, caller: Caller, request: CreateResponseRequest, launch: Launch | None = None
@@ -171,7 +153,7 @@ class ResponseService:
             on_lost,
         )
 
-    async def settle(self, started: Started, outcome: runner.Outcome) -> None:
+    async def settle(self, started: Started, outcome: outcomes.Outcome) -> None:
         """Record the terminal state (unit of work #2), or only apply it when nothing is stored."""
         if started.store:
             await self._finish(started, outcome)
@@ -194,7 +176,7 @@ class ResponseService:
             input_bodies = await references.resolve(session, row.project_id, input_bodies)
             check_route_accepts(route, input_bodies)
             past = await self._history(session, row, fitter.encoding)
-            context.check_tool_pairing(past.bodies + input_bodies)
+            assembly.check_tool_pairing(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
             context_ready(window)
             if store:
@@ -213,13 +195,11 @@ class ResponseService:
 
     async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
         if row.conversation_id is None:
-            return await context.history(
-                session, row.project_id, row.previous_response_id, encoding
-            )
+            return await history.chain(session, row.project_id, row.previous_response_id, encoding)
         # A queued background response holds the conversation until a worker takes it and
         # renews the lease like any running response.
         seconds = self._runtime.settings.lease_seconds
-        return await context.conversation_history(
+        return await history.conversation(
             session,
             row.project_id,
             row.conversation_id,
@@ -229,7 +209,7 @@ class ResponseService:
             encoding,
         )
 
-    async def _finish(self, started: Started, outcome: runner.Outcome) -> None:
+    async def _finish(self, started: Started, outcome: outcomes.Outcome) -> None:
         """Unit of work #2: terminal state, output items, conversation turn — all or nothing.
 
         A completed or incomplete response on a conversation appends its input items and then

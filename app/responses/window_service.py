@@ -13,13 +13,14 @@ import msgspec
 
 from app import ids
 from app.auth import Caller
+from app.context import assembly, compaction, fitting, history, window
+from app.context.fitting import Fitter
+from app.context.history import History
 from app.db.base import utcnow
 from app.db.session import unit_of_work
 from app.errors import InvalidRequest
 from app.providers.base import ProviderError
-from app.responses import compaction, context, fitting, references, window
-from app.responses.context import History
-from app.responses.fitting import Fitter
+from app.responses import references
 from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.items import stored_body
@@ -75,9 +76,9 @@ class WindowService:
         prepared, fitter = self._prepare(request)
         past, input_bodies = await self._read(caller, prepared, fitter)
         read_summary = compaction.summary_reader(fitter.sealer, fitter.counter)
-        history, current = context.entries(fitter.counter, past, input_bodies)
-        rendered = window.render_compactions(history + current, read_summary)
-        summarized = context.for_summary(fitter.counter, fitter.budget, rendered)
+        earlier, current = assembly.entries(fitter.counter, past, input_bodies)
+        rendered = window.render_compactions(earlier + current, read_summary)
+        summarized = assembly.for_summary(fitter.counter, fitter.budget, rendered)
         _, provider = self._runtime.providers.resolve(prepared.model)
         try:
             summary, usage = await compaction.summarize(
@@ -108,17 +109,17 @@ class WindowService:
         async with unit_of_work(self._runtime.sessions) as session:
             input_bodies = await references.resolve(session, caller.project_id, input_bodies)
             if prepared.conversation_id is not None:
-                past = await context.conversation_snapshot(
+                past = await history.conversation_snapshot(
                     session, caller.project_id, prepared.conversation_id, fitter.encoding
                 )
             else:
-                past = await context.history(
+                past = await history.chain(
                     session,
                     caller.project_id,
                     prepared.request.previous_response_id,
                     fitter.encoding,
                 )
-        context.check_tool_pairing(past.bodies + input_bodies)
+        assembly.check_tool_pairing(past.bodies + input_bodies)
         return past, input_bodies
 
 

@@ -88,7 +88,7 @@ class CustomToolCallOutput(msgspec.Struct, tag="custom_tool_call_output", tag_fi
 
 
 class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
-    """A summary Rapport made (app/responses/compaction.py), handed back by a client."""
+    """A summary Rapport made (app/context/compaction.py), handed back by a client."""
 
     encrypted_content: Annotated[str, msgspec.Meta(max_length=20_971_520)]
     id: str | None = None

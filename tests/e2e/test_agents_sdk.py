@@ -25,7 +25,7 @@ from agents import (
 )
 from openai import AsyncOpenAI
 
-from app.responses.compaction import SUMMARY_HEADING
+from app.context.compaction import SUMMARY_HEADING
 from tests.conftest import Project, rapport_with_routes, sdk
 from tests.harness import RapportServer
 from tests.upstream import TestUpstream

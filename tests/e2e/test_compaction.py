@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from app.responses.compaction import SUMMARY_HEADING, SUMMARY_INSTRUCTIONS, SUMMARY_REQUEST
+from app.context.compaction import SUMMARY_HEADING, SUMMARY_INSTRUCTIONS, SUMMARY_REQUEST
 from tests.conftest import Project, rapport_with_routes, sdk, words
 from tests.e2e.test_streaming import check_stream, parse_frames
 from tests.harness import RapportServer

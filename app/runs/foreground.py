@@ -1,4 +1,7 @@
-"""The body of a foreground `stream: true` create: lifecycle events around the run's events.
+"""A foreground streamed run: lifecycle events around the run's events, as plain event dicts.
+
+The transport (SSE today, WebSocket next) only frames what this yields, so every transport
+gets the same events, sequence numbers and settling.
 
 The response row is written before the terminal event is sent, so the terminal event's
 `response` is exactly what `GET /v1/responses/{id}` returns afterwards. When the client goes
@@ -16,13 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from app.providers.tool_mapping import custom_names
-from app.responses import convert, runner
-from app.responses.emitter import Emitter
-from app.responses.sse import frame
+from app.responses import convert
+from app.runs import loop
+from app.runs import outcome as outcomes
+from app.runs.emitter import Emitter, Event
 
 if TYPE_CHECKING:
-    from app.responses.compaction import Sealer
-    from app.responses.service import Started
+    from app.context.compaction import Sealer
+    from app.runs.started import Started
 
 TERMINAL_EVENTS = {
     "completed": "response.completed",
@@ -39,18 +43,18 @@ class Settler(Protocol):
 
     def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]: ...
 
-    async def settle(self, started: Started, outcome: runner.Outcome) -> None: ...
+    async def settle(self, started: Started, outcome: outcomes.Outcome) -> None: ...
 
 
-async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
+async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
     params = started.generation.params
     options = params.stream_options
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=runner.tool_call_cap(params),
+        max_tool_calls=outcomes.tool_call_cap(params),
         custom_tools=custom_names(started.generation.tools),
     )
-    run = runner.StreamRun(
+    run = loop.StreamRun(
         started.provider,
         started.generation,
         started.row.id,
@@ -59,14 +63,14 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
         service.sealer,
     )
     snapshot = convert.to_wire(started.row, [])
-    yield frame(emitter.event("response.created", response=snapshot))
-    yield frame(emitter.event("response.in_progress", response=snapshot))
-    events = run.events()
-    outcome: runner.Outcome | None = None
+    yield emitter.event("response.created", response=snapshot)
+    yield emitter.event("response.in_progress", response=snapshot)
+    run_events = run.events()
+    outcome: outcomes.Outcome | None = None
     try:
         async with service.kept_alive(started):
-            async for event in events:
-                yield frame(event)
+            async for event in run_events:
+                yield event
         outcome = run.outcome
         assert outcome is not None  # StreamRun.events() always ends with an outcome
         with anyio.CancelScope(shield=True):  # a disconnect now must not cut the write short
@@ -74,8 +78,8 @@ async def sse_body(started: Started, service: Settler) -> AsyncIterator[bytes]:
     except BaseException:  # cancelled, or closed at a yield: the client is gone
         if outcome is None:
             with anyio.CancelScope(shield=True):
-                await events.aclose()
-                await service.settle(started, runner.cancelled(emitter.output))
+                await run_events.aclose()
+                await service.settle(started, outcomes.cancelled(emitter.output))
         raise
     final = convert.to_wire(started.row, outcome.output)
-    yield frame(emitter.event(TERMINAL_EVENTS[outcome.status], response=final))
+    yield emitter.event(TERMINAL_EVENTS[outcome.status], response=final)

@@ -5,6 +5,8 @@ No `data: [DONE]` sentinel: OpenAI's Responses streams simply close after the te
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from app.wire.codec import encoder
@@ -21,3 +23,12 @@ HEADERS = {
 def frame(event: dict[str, Any]) -> bytes:
     kind: str = event["type"]
     return b"event: " + kind.encode() + b"\ndata: " + encoder.encode(event) + b"\n\n"
+
+
+async def frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Frame a run's events. Closing the frames closes the run's events at once (aclosing), so
+    a client that goes away cancels the run there and then, not when the generator is
+    collected."""
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            yield frame(event)

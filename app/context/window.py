@@ -1,6 +1,6 @@
 """Fitting a context into a model's window: compaction items rendered, then truncation.
 
-Pure functions over (item, token count) entries, called only from `context.py`, which is the
+Pure functions over (item, token count) entries, called only from `assembly.py`, which is the
 place a context is built. The counts come from the item store's cache where it has them for the
 model's encoding, so a 10,000-item history costs a sum, not a tokenization.
 

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import msgspec
 
 from app import ids
+from app.context.window import Entry
 from app.errors import ApiError, InvalidRequest
 from app.providers.base import GenerationRequest, Provider, ProviderError
-from app.responses.window import Entry
 from app.tokens.counting import TokenCounter
 from app.wire.responses import CreateResponseRequest, ResponseUsage
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.context.compaction import Sealer
 from app.errors import InvalidRequest
 from app.providers.translate import reasoning_text
-from app.responses.compaction import Sealer
 
 INCLUDE = "reasoning.encrypted_content"
 _PAYLOAD_VERSION = 1

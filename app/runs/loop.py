@@ -16,9 +16,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import msgspec
-
-from app.db.base import utcnow
+from app.context import compaction, sealed_reasoning
 from app.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -27,20 +25,11 @@ from app.providers.base import (
     StreamEnd,
 )
 from app.providers.translate import INCOMPLETE_REASONS
-from app.responses import compaction, sealed_reasoning
-from app.responses.emitter import Emitter, Event
-from app.wire.responses import CreateResponseRequest, ResponseUsage
+from app.runs.emitter import Emitter, Event
+from app.runs.outcome import Outcome, failed, settled, tool_call_cap
+from app.wire.responses import ResponseUsage
 
 log = logging.getLogger("rapport.runner")
-
-
-class Outcome(msgspec.Struct):
-    """The terminal state of one run: the columns to write and the output items to insert."""
-
-    status: str
-    output: list[dict[str, Any]]
-    values: dict[str, Any]
-    failure: ProviderError | None = None
 
 
 async def run(
@@ -59,17 +48,17 @@ async def run(
         result = await provider.generate(generation)
     except ProviderError as exc:
         _log_failure(response_id, exc)
-        return _failed(exc.stored_code, exc.message, exc, [])
+        return failed(exc.stored_code, exc.message, exc, [])
     except Exception as exc:  # noqa: BLE001  (a bug of ours must still end stored and terminal)
         _log_failure(response_id, exc)
-        return _failed("server_error", "The model failed to generate a response.", None, [])
+        return failed("server_error", "The model failed to generate a response.", None, [])
     if sealer is not None and sealed_reasoning.wanted(generation.params.include):
         for item in result.output:
             sealed_reasoning.seal(sealer, item)
     if compacted is not None:
         result.output = [compacted[0], *result.output]
         result.usage = compaction.added_usage(compacted[1], result.usage)
-    return _settled(result, tool_call_cap(generation.params))
+    return settled(result, tool_call_cap(generation.params))
 
 
 class StreamRun:
@@ -130,14 +119,14 @@ class StreamRun:
             _log_failure(self._response_id, exc)
             for event in self._emitter.close("incomplete"):
                 yield event
-            self.outcome = _failed(exc.stored_code, exc.message, exc, self._emitter.output)
+            self.outcome = failed(exc.stored_code, exc.message, exc, self._emitter.output)
             return
         except Exception as exc:  # noqa: BLE001  (as in run(): contained, stored, terminal)
             _log_failure(self._response_id, exc)
             for event in self._emitter.close("incomplete"):
                 yield event
             message = "The model failed to generate a response."
-            self.outcome = _failed("server_error", message, None, self._emitter.output)
+            self.outcome = failed("server_error", message, None, self._emitter.output)
             return
         assert end is not None  # providers end every successful stream with a StreamEnd
         reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
@@ -154,50 +143,7 @@ class StreamRun:
             incomplete_reason=reason,  # type: ignore[arg-type]
             service_tier=end.service_tier,
         )
-        self.outcome = _settled(result, None)  # the emitter already applied max_tool_calls
-
-
-def failed_outcome(code: str, message: str) -> Outcome:
-    return _failed(code, message, None, [])
-
-
-def interrupted(output: list[dict[str, Any]]) -> Outcome:
-    """A run cut short by shutdown: failed, with a message saying so and the partial output."""
-    message = "The server shut down before the model finished."
-    return _failed("server_error", message, None, output)
-
-
-def cancelled(output: list[dict[str, Any]]) -> Outcome:
-    """A foreground stream whose client went away: OpenAI cancels such a generation.
-
-    The partial output is kept, each unfinished item marked `incomplete`; usage is unknown.
-    """
-    for item in output:
-        if item.get("status") == "in_progress":
-            item["status"] = "incomplete"
-    return Outcome("cancelled", output, {"status": "cancelled"})
-
-
-def _settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:
-    output = _cap_tool_calls(result.output, max_tool_calls)
-    values: dict[str, Any] = {
-        "status": result.status,
-        "usage": msgspec.to_builtins(result.usage),
-        "completed_at": utcnow() if result.status == "completed" else None,
-        "incomplete_details": (
-            {"reason": result.incomplete_reason} if result.status == "incomplete" else None
-        ),
-    }
-    if result.service_tier:
-        values["service_tier"] = result.service_tier
-    return Outcome(status=result.status, output=output, values=values)
-
-
-def _failed(
-    code: str, message: str, failure: ProviderError | None, output: list[dict[str, Any]]
-) -> Outcome:
-    error = {"code": code, "message": message}
-    return Outcome("failed", output, {"status": "failed", "error": error}, failure)
+        self.outcome = settled(result, None)  # the emitter already applied max_tool_calls
 
 
 def _log_failure(response_id: str, exc: Exception) -> None:
@@ -207,28 +153,3 @@ def _log_failure(response_id: str, exc: Exception) -> None:
         "generation failed",
         extra={"response_id": response_id, "error_kind": type(exc).__name__},
     )
-
-
-def tool_call_cap(params: CreateResponseRequest) -> int | None:
-    """How many tool calls one response may hold: `max_tool_calls`, and one when
-    `parallel_tool_calls` is false — many self-hosted upstreams ignore that flag and answer
-    several calls anyway, and a client that turned it off is not written for more than one."""
-    cap = params.max_tool_calls
-    if params.parallel_tool_calls is False:
-        cap = 1 if cap is None else min(cap, 1)
-    return cap
-
-
-def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """Calls past the cap are dropped, as OpenAI ignores calls past `max_tool_calls`."""
-    if limit is None:
-        return output
-    kept: list[dict[str, Any]] = []
-    calls = 0
-    for item in output:
-        if item["type"] in ("function_call", "custom_tool_call"):
-            calls += 1
-            if calls > limit:
-                continue
-        kept.append(item)
-    return kept

@@ -19,19 +19,24 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.context import fitting, history
+from app.context.assembly import Window
+from app.context.history import History
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
 from app.providers.tool_mapping import custom_names
-from app.responses import context, convert, fitting, repository, runner
-from app.responses.context import History, Window
-from app.responses.emitter import Emitter
-from app.responses.event_log import EventLogClosed
-from app.responses.service import ResponseService, Started
-from app.responses.streaming import TERMINAL_EVENTS
+from app.responses import convert, repository
+from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
+from app.runs import loop
+from app.runs import outcome as outcomes
+from app.runs.emitter import Emitter
+from app.runs.event_log import EventLogClosed
+from app.runs.foreground import TERMINAL_EVENTS
+from app.runs.started import Started
 from app.runtime import Runtime
 from app.wire.responses import CreateResponseRequest
 
@@ -50,13 +55,13 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     options = params.stream_options
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=runner.tool_call_cap(params),
+        max_tool_calls=outcomes.tool_call_cap(params),
         custom_tools=custom_names(started.generation.tools),
         first_sequence=ANNOUNCED_EVENTS,
     )
     snapshot = convert.to_wire(row, [])
     await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
-    run = runner.StreamRun(
+    run = loop.StreamRun(
         started.provider, started.generation, row.id, emitter, started.plan, runtime.sealer
     )
     me = asyncio.current_task()
@@ -101,7 +106,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         route, provider = runtime.providers.resolve(row.model)
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
-        failure: runner.Outcome | None = None
+        failure: outcomes.Outcome | None = None
         window: Window | None = None
         try:
             past = await _history(runtime, session, row, now, fitter.encoding)
@@ -109,7 +114,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         except ApiError as exc:  # the conversation was taken while this response waited, or
             # the history grew past the window since the response was accepted
             code = "invalid_prompt" if exc.code == "context_length_exceeded" else exc.code
-            failure = runner.failed_outcome(code or "invalid_prompt", exc.message)
+            failure = outcomes.failed_outcome(code or "invalid_prompt", exc.message)
     generation = GenerationRequest(
         model=row.model,
         instructions=row.instructions,
@@ -137,7 +142,7 @@ async def _history(
     runtime: Runtime, session: AsyncSession, row: ResponseRow, now: datetime, encoding: str
 ) -> History:
     if row.conversation_id is not None:
-        return await context.conversation_history(
+        return await history.conversation(
             session,
             row.project_id,
             row.conversation_id,
@@ -146,7 +151,7 @@ async def _history(
             runtime.settings.lease_seconds,
             encoding,
         )
-    return await context.history(session, row.project_id, row.previous_response_id, encoding)
+    return await history.chain(session, row.project_id, row.previous_response_id, encoding)
 
 
 async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:
@@ -156,7 +161,7 @@ async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str
         status = await session.scalar(sa.select(ResponseRow.status).where(ResponseRow.id == row.id))
         if status == "cancelled":
             if not await repository.get_bodies(session, row.id, repository.OUTPUT):
-                partial = runner.cancelled(list(output)).output
+                partial = outcomes.cancelled(list(output)).output
                 await repository.insert_items(
                     session,
                     project_id=row.project_id,

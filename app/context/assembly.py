@@ -1,37 +1,25 @@
-"""THE place a response's context is built: history, then the new input, fitted to the window.
+"""THE place a response's context is built: history and new input, fitted to the window.
 
-History for `previous_response_id` costs two queries at any depth (the head row, then one
-recursive read of every ancestor's items); a conversation's is one range read. Either comes
-with the item store's cached token counts. Tool-call pairing is checked on the whole context
-here, before anything is stored or sent, with OpenAI's messages. Then compaction items are
-rendered and the context is truncated or refused per `truncation` (app/responses/window.py),
-or a compaction is planned when it passes `context_management`'s threshold.
+Tool-call pairing is checked on the whole context here, before anything is stored or sent,
+with OpenAI's messages. Then compaction items are rendered and the context is truncated or
+refused per `truncation` (`context/window.py`), or a compaction is planned when it passes
+`context_management`'s threshold. The history itself is read by `context/history.py`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import repository as conversations
-from app.errors import InvalidRequest, NotFound
-from app.responses import compaction, repository, sealed_reasoning, window
-from app.responses.window import Budget, Entry
+from app.context import compaction, sealed_reasoning, window
+from app.context.history import History
+from app.context.window import Budget, Entry
+from app.errors import InvalidRequest
 from app.tokens.counting import TokenCounter
 
-_CHAINABLE = frozenset({"completed", "incomplete", "cancelled"})
 # Without a compact_threshold, compaction starts at this share of the input budget.
 DEFAULT_COMPACT_SHARE = 0.8
-
-
-class History(msgspec.Struct):
-    """Stored items, oldest first, with their cached token counts (None: not cached)."""
-
-    bodies: list[dict[str, Any]] = msgspec.field(default_factory=list)
-    counts: list[int | None] = msgspec.field(default_factory=list)
 
 
 class Window(msgspec.Struct):
@@ -41,72 +29,6 @@ class Window(msgspec.Struct):
     input_tokens: int
     input_counts: list[int]
     plan: compaction.Plan | None = None
-
-
-async def history(
-    session: AsyncSession, project_id: str, previous_response_id: str | None, encoding: str
-) -> History:
-    """The stored items a new response continues from, oldest first."""
-    if previous_response_id is None:
-        return History()
-    head = await repository.get_response(session, project_id, previous_response_id)
-    if head is None:
-        raise InvalidRequest(
-            f"Previous response with id '{previous_response_id}' not found.",
-            param="previous_response_id",
-            code="previous_response_not_found",
-        )
-    if head.status not in _CHAINABLE:
-        raise InvalidRequest(
-            f"Previous response with id '{previous_response_id}' has status '{head.status}'; "
-            "only completed, incomplete or cancelled responses can be continued.",
-            param="previous_response_id",
-            code="invalid_value",
-        )
-    bodies, counts = await repository.chain_items(
-        session, project_id, previous_response_id, encoding
-    )
-    return History(bodies, counts)
-
-
-async def conversation_history(
-    session: AsyncSession,
-    project_id: str,
-    conversation_id: str,
-    response_id: str,
-    now: datetime,
-    lease_seconds: float,
-    encoding: str,
-) -> History:
-    """Lock the conversation for `response_id`, then read its items in order (one range read).
-
-    Locking first means the items read are the ones the response continues: nobody else can
-    append a turn in between.
-    """
-    if await conversations.get(session, project_id, conversation_id) is None:
-        raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
-    if not await conversations.acquire_lease(
-        session, conversation_id, response_id, now, lease_seconds
-    ):
-        raise InvalidRequest(
-            "Another process is currently operating on this conversation. "
-            "Please retry in a few seconds.",
-            param="conversation",
-            code="conversation_locked",
-            headers={"x-should-retry": "false"},
-        )
-    bodies, counts = await conversations.context_items(session, conversation_id, encoding)
-    return History(bodies, counts)
-
-
-async def conversation_snapshot(
-    session: AsyncSession, project_id: str, conversation_id: str, encoding: str
-) -> History:
-    """A conversation's items without taking its lock: for counting, which appends nothing."""
-    if await conversations.get(session, project_id, conversation_id) is None:
-        raise NotFound(f"Conversation with id '{conversation_id}' not found.", param="conversation")
-    bodies, counts = await conversations.context_items(session, conversation_id, encoding)
-    return History(bodies, counts)
 
 
 def check_tool_pairing(context: list[dict[str, Any]]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import ModelRoute
-from app.responses import compaction, context
-from app.responses.context import History, Window
+from app.context import assembly, compaction
+from app.context.assembly import Window
+from app.context.history import History
 from app.tokens import models
 from app.tokens.counting import TokenCounter
 
@@ -32,7 +33,7 @@ class Fitter:
         self.counter = TokenCounter(models.encoding_for(model, route))
         self.sealer = sealer
         window, route_reserve = models.window_for(model, route)
-        self.budget = context.budget_for(
+        self.budget = assembly.budget_for(
             self.counter,
             window,
             max_output_tokens if max_output_tokens is not None else route_reserve,
@@ -40,14 +41,14 @@ class Fitter:
             instructions=instructions,
             tools=tools,
         )
-        self.compact_threshold = context.compact_threshold_for(context_management, self.budget)
+        self.compact_threshold = assembly.compact_threshold_for(context_management, self.budget)
 
     @property
     def encoding(self) -> str:
         return self.counter.encoding_name
 
     def window(self, past: History, input_bodies: list[dict[str, Any]]) -> Window:
-        return context.build_window(
+        return assembly.build_window(
             self.counter,
             self.budget,
             past,
@@ -58,7 +59,7 @@ class Fitter:
 
     def counts(self, bodies: list[dict[str, Any]]) -> list[int]:
         """Token counts for the item store's cache (output items, items added directly)."""
-        return [context.item_tokens(self.counter, body) for body in bodies]
+        return [assembly.item_tokens(self.counter, body) for body in bodies]
 
 
 def for_request(

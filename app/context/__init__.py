@@ -1,0 +1,1 @@
+"""Context building: the stored history a response continues, fitted to the model's window."""

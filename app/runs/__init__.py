@@ -1,0 +1,1 @@
+"""One run of a response, from the first model call to its stored terminal state."""

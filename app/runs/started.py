@@ -1,0 +1,26 @@
+"""A response past unit of work #1: what every kind of run (sync, streamed, background) starts
+from, so the three share one settle and one lease."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app.context.compaction import Plan
+from app.context.fitting import Fitter
+from app.db.models import ResponseRow
+from app.providers.base import GenerationRequest, Provider
+
+
+class Started(msgspec.Struct):
+    """A response past unit of work #1: stored (unless store=false) and ready to generate."""
+
+    row: ResponseRow
+    provider: Provider
+    generation: GenerationRequest
+    store: bool
+    input_ids: list[str]
+    fitter: Fitter
+    plan: Plan | None = None  # a compaction to run before the answer
+    launched: Any = None  # the generation already under way (a task), when launched early

@@ -1,0 +1,1 @@
+"""How a run's events reach a client: Server-Sent Events (and WebSocket)."""

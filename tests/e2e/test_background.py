@@ -33,7 +33,8 @@ Event = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/7"  # a db of its own, flushed at the start
+# A db of its own, flushed at the start; RAPPORT_TEST_REDIS_URL lets parallel runs use others.
+REDIS_URL = os.environ.get("RAPPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 TIMINGS: dict[str, Any] = {
     "lease_seconds": 3.0,
     "requeue_after_seconds": 2.0,

@@ -71,6 +71,11 @@ class Settings(msgspec.Struct, frozen=True):
     requeue_after_seconds: float = 15.0
     # Seals compaction items (app/sealing.py); unset, a key kept in the database.
     secret_key: str | None = None
+    # Hosted tools (app/tools/): private or loopback hosts (or host:port) a tool URL may
+    # reach; the SearXNG instance web_search queries; how long one hosted call may take.
+    allowed_tool_hosts: tuple[str, ...] = ()
+    web_search_url: str | None = None
+    tool_timeout_seconds: float = 60.0
 
     @property
     def is_embedded_database(self) -> bool:
@@ -96,6 +101,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_attempts=int(_float(env, "RAPPORT_MAX_ATTEMPTS", 3)),
         requeue_after_seconds=_float(env, "RAPPORT_REQUEUE_AFTER_SECONDS", 15.0),
         secret_key=env.get("RAPPORT_SECRET_KEY") or None,
+        allowed_tool_hosts=tuple(
+            host.strip().lower()
+            for host in (env.get("RAPPORT_ALLOWED_TOOL_HOSTS") or "").split(",")
+            if host.strip()
+        ),
+        web_search_url=env.get("RAPPORT_WEB_SEARCH_URL") or None,
+        tool_timeout_seconds=_float(env, "RAPPORT_TOOL_TIMEOUT", 60.0),
     )
 
 

@@ -23,6 +23,11 @@ API_KEY = "key"
 PROJECT = "proj"
 REQUEST = "req"
 PROMPT = "pmpt"
+MCP_CALL = "mcp"
+MCP_LIST_TOOLS = "mcpl"
+MCP_APPROVAL_REQUEST = "mcpr"
+MCP_APPROVAL_RESPONSE = "mcpa"
+WEB_SEARCH_CALL = "ws"
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 

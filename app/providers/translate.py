@@ -73,6 +73,8 @@ def to_chat_messages(
         elif kind == "custom_tool_call":
             arguments = json.dumps({"input": item["input"]})
             _attach_tool_call(messages, {**item, "arguments": arguments})
+        elif kind == "mcp_call":
+            _add_mcp_call(messages, item)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(
                 {
@@ -85,6 +87,17 @@ def to_chat_messages(
             messages[-1]["reasoning_content"] = reasoning
         reasoning = None
     return messages
+
+
+def _add_mcp_call(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """An MCP call Rapport ran in an earlier turn: the model's call and its result, as if the
+    model had called a function (its other hosted items — listings, approvals, searches —
+    have no chat-completions counterpart and are left out)."""
+    call = {"call_id": item["id"], "name": item["name"], "arguments": item["arguments"]}
+    _attach_tool_call(messages, call)
+    error = item.get("error")
+    result = item.get("output") or (f"The tool call failed: {json.dumps(error)}" if error else "")
+    messages.append({"role": "tool", "tool_call_id": item["id"], "content": result})
 
 
 def reasoning_text(item: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 
 from app.db.models import ResponseRow
+from app.wire import hosted_tools
+from app.wire.hosted_tools import HostedToolSpec
 from app.wire.responses import (
     ConversationRef,
     CreateResponseRequest,
@@ -16,12 +18,14 @@ from app.wire.responses import (
     ResponseError,
     ResponseUsage,
 )
-from app.wire.tools import Tool, echo_tool
+from app.wire.tools import CustomTool, FunctionTool, Tool, echo_tool
 
 _DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
 
 
-def echoed_params(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> dict[str, Any]:
+def echoed_params(
+    request: CreateResponseRequest, tools: tuple[Tool | HostedToolSpec, ...]
+) -> dict[str, Any]:
     """The request parameters as the Response echoes them, OpenAI's defaults filled in."""
     reasoning = request.reasoning
     return {
@@ -45,7 +49,12 @@ def echoed_params(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> di
         "tool_choice": (
             "auto" if request.tool_choice is None else msgspec.to_builtins(request.tool_choice)
         ),
-        "tools": [echo_tool(tool) for tool in tools],
+        "tools": [
+            echo_tool(tool)
+            if isinstance(tool, FunctionTool | CustomTool)
+            else hosted_tools.echo(tool)
+            for tool in tools
+        ],
         "top_logprobs": request.top_logprobs or 0,
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "truncation": request.truncation or "disabled",

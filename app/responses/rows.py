@@ -16,9 +16,11 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.responses import convert
 from app.responses.validation import PreparedRequest
+from app.tools import credentials
+from app.tools.credentials import Sealer
 
 
-def new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
+def new_row(caller: Caller, prepared: PreparedRequest, sealer: Sealer) -> ResponseRow:
     request = prepared.request
     background = bool(request.background)
     return ResponseRow(
@@ -27,18 +29,23 @@ def new_row(caller: Caller, prepared: PreparedRequest) -> ResponseRow:
         status="queued" if background else "in_progress",
         model=prepared.model,
         background=background,
-        # A background response runs later, maybe in another process: keep its request.
-        request=msgspec.to_builtins(msgspec.structs.replace(request, input=None))
-        if background
-        else None,
+        # A background response runs later, maybe in another process: keep its request
+        # (its MCP credentials sealed).
+        request=_stored_request(prepared, sealer) if background else None,
         previous_response_id=request.previous_response_id,
         conversation_id=prepared.conversation_id,
-        params=convert.echoed_params(request, prepared.tools),
+        params=convert.echoed_params(request, prepared.parsed_tools.echoed),
         instructions=request.instructions,
         metadata_=dict(request.metadata or {}),
         created_at=utcnow(),
         attempts=0 if background else 1,  # a worker's claim counts each background run
     )
+
+
+def _stored_request(prepared: PreparedRequest, sealer: Sealer) -> dict[str, Any]:
+    request = prepared.request
+    tools = credentials.seal_tools(request.tools, sealer)
+    return msgspec.to_builtins(msgspec.structs.replace(request, input=None, tools=tools))  # type: ignore[no-any-return]
 
 
 def apply_final(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:

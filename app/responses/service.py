@@ -34,12 +34,14 @@ from app.runs import foreground, lease, loop
 from app.runs import outcome as outcomes
 from app.runs.started import Started
 from app.runtime import Runtime
+from app.tools import approvals, toolset
+from app.tools.toolset import Toolset
 from app.transports import sse
 from app.wire.common import DeletedObject, ObjectList
 from app.wire.items import stored_body
 from app.wire.responses import CreateResponseRequest, Response
 
-Launch = Callable[[Provider, GenerationRequest, str, Plan | None], Any]
+Launch = Callable[[Provider, GenerationRequest, str, Plan | None, Toolset, int], Any]
 
 # How long a queued background response holds its conversation before a worker renews it.
 QUEUED_LEASE_SECONDS = 600.0
@@ -54,10 +56,16 @@ class ResponseService:
         """The non-streaming create: the upstream's own non-streaming call, one JSON answer."""
 
         def launch(
-            provider: Provider, generation: GenerationRequest, response_id: str, plan: Plan | None
+            provider: Provider,
+            generation: GenerationRequest,
+            response_id: str,
+            plan: Plan | None,
+            tools: Toolset,
+            input_count: int,
         ) -> Any:
+            sealer = self._runtime.sealer
             return asyncio.create_task(
-                loop.run(provider, generation, response_id, plan, self._runtime.sealer)
+                loop.run(provider, generation, response_id, plan, sealer, tools, input_count)
             )
 
         started = await self.begin(caller, request, launch)
@@ -103,9 +111,13 @@ class ResponseService:
         fitter = fitting.for_request(
             request, prepared.model, route, self._runtime.sealer, prepared.tools
         )
-        row = rows.new_row(caller, prepared)
+        hosted, settings = prepared.parsed_tools.indexed_hosted, self._runtime.settings
+        tools = toolset.build(hosted, settings, self._runtime.http, request.include)
+        await toolset.check_hosts(hosted, settings)
+        row = rows.new_row(caller, prepared, self._runtime.sealer)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
+        approvals.repoint(prepared.input_items, input_bodies)
         made: dict[str, Any] = {}
 
         def context_ready(window: Window) -> None:
@@ -118,7 +130,9 @@ class ResponseService:
                 tools=prepared.tools,
             )
             if launch is not None:
-                made["launched"] = launch(provider, generation, row.id, window.plan)
+                made["launched"] = launch(
+                    provider, generation, row.id, window.plan, tools, len(input_bodies)
+                )
 
         try:
             input_bodies = await self._start(row, input_bodies, store, fitter, context_ready, route)
@@ -134,6 +148,7 @@ class ResponseService:
             input_ids=[body["id"] for body in input_bodies],
             fitter=fitter,
             plan=made["window"].plan,
+            tools=tools,
             launched=made.get("launched"),
         )
 
@@ -177,6 +192,7 @@ class ResponseService:
             check_route_accepts(route, input_bodies)
             past = await self._history(session, row, fitter.encoding)
             assembly.check_tool_pairing(past.bodies + input_bodies)
+            approvals.check(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
             context_ready(window)
             if store:

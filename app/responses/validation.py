@@ -14,6 +14,7 @@ from app import ids
 from app.config import ModelRoute
 from app.errors import InvalidRequest, invalid_value, not_supported
 from app.wire import codec
+from app.wire.hosted_tools import WEB_SEARCH_TYPES, HostedToolSpec, McpTool, WebSearchTool
 from app.wire.items import (
     KNOWN_UNSUPPORTED_INPUT_TYPES,
     SUPPORTED_INPUT_TYPES,
@@ -32,12 +33,30 @@ from app.wire.tools import (
 )
 
 
+class ParsedTools(msgspec.Struct, frozen=True):
+    """`tools` split by who runs them: the client (offered upstream as they are) or Rapport
+    (hosted: offered as functions by the run loop); `indexed_hosted` keeps each hosted tool's
+    place in `tools` for error messages, `echoed` the order the Response shows."""
+
+    client: tuple[Tool, ...] = ()
+    indexed_hosted: tuple[tuple[int, HostedToolSpec], ...] = ()
+    echoed: tuple[Tool | HostedToolSpec, ...] = ()
+
+    @property
+    def hosted(self) -> tuple[HostedToolSpec, ...]:
+        return tuple(spec for _, spec in self.indexed_hosted)
+
+
 class PreparedRequest(msgspec.Struct, frozen=True):
     model: str
     input_items: list[InputItem]
-    tools: tuple[Tool, ...]
+    parsed_tools: ParsedTools
     request: CreateResponseRequest
     conversation_id: str | None = None
+
+    @property
+    def tools(self) -> tuple[Tool, ...]:
+        return self.parsed_tools.client
 
 
 def prepare(request: CreateResponseRequest) -> PreparedRequest:
@@ -64,11 +83,11 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
     tools = parse_tools(request.tools or [])
-    _check_tool_choice(request, tools)
+    _check_tool_choice(request, tools.client)
     return PreparedRequest(
         model=request.model,
         input_items=parse_input(request.input),
-        tools=tools,
+        parsed_tools=tools,
         request=request,
         conversation_id=_conversation_id(request),
     )
@@ -127,30 +146,69 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
     return items
 
 
-def parse_tools(raw: list[dict[str, Any]]) -> tuple[Tool, ...]:
-    tools: list[Tool] = []
+def parse_tools(raw: list[dict[str, Any]]) -> ParsedTools:
+    client: list[Tool] = []
+    names: list[tuple[int, str]] = []
+    hosted: list[tuple[int, HostedToolSpec]] = []
+    echoed: list[Tool | HostedToolSpec] = []
     for index, value in enumerate(raw):
         at = f"tools[{index}]"
         kind = value.get("type")
         if not isinstance(kind, str):
             raise codec.invalid_type(f"{at}.type", "a string", kind)
-        if kind in HOSTED_TOOL_TYPES:
+        tool: Tool | HostedToolSpec
+        if kind == "mcp":
+            tool = _mcp_tool(codec.convert(value, McpTool, at=at), at)
+            hosted.append((index, tool))
+        elif kind in WEB_SEARCH_TYPES:
+            tool = codec.convert(value, WebSearchTool, at=at)
+            hosted.append((index, tool))
+        elif kind in HOSTED_TOOL_TYPES:
             raise not_supported(f"{at}.type", f"The '{kind}' tool")
-        if kind == "custom":
-            tools.append(codec.convert(value, CustomTool, at=at))
-            continue
-        if kind != "function":
-            raise invalid_value(f"{at}.type", kind, ["function", "custom"])
-        tools.append(codec.convert(value, FunctionTool, at=at))
-    names = [tool.name for tool in tools]
-    for index, name in enumerate(names):
-        if name in names[:index]:
+        elif kind in ("custom", "function"):
+            own: Tool = (
+                codec.convert(value, CustomTool, at=at)
+                if kind == "custom"
+                else codec.convert(value, FunctionTool, at=at)
+            )
+            client.append(own)
+            names.append((index, own.name))
+            tool = own
+        else:
+            raise invalid_value(f"{at}.type", kind, ["function", "custom", "mcp", "web_search"])
+        echoed.append(tool)
+    _check_unique(names, "name")
+    labels = [(index, spec.server_label) for index, spec in hosted if isinstance(spec, McpTool)]
+    _check_unique(labels, "server_label")
+    return ParsedTools(tuple(client), tuple(hosted), tuple(echoed))
+
+
+def _mcp_tool(tool: McpTool, at: str) -> McpTool:
+    if tool.connector_id is not None or tool.tunnel_id is not None:
+        which = "connector_id" if tool.connector_id is not None else "tunnel_id"
+        raise not_supported(
+            f"{at}.{which}", "Hosted connectors and tunnels (only 'server_url' MCP servers)"
+        )
+    if tool.server_url is None:
+        raise InvalidRequest(
+            f"Missing required parameter: '{at}.server_url'.",
+            param=f"{at}.server_url",
+            code="missing_required_parameter",
+        )
+    return tool
+
+
+def _check_unique(names: list[tuple[int, str]], field: str) -> None:
+    seen: set[str] = set()
+    for index, name in names:
+        if name in seen:
+            label = "tool name" if field == "name" else "MCP server_label"
             raise InvalidRequest(
-                f"Duplicate tool name: '{name}'.",
-                param=f"tools[{index}].name",
+                f"Duplicate {label}: '{name}'.",
+                param=f"tools[{index}].{field}",
                 code="invalid_value",
             )
-    return tuple(tools)
+        seen.add(name)
 
 
 def _check_exclusive(request: CreateResponseRequest) -> None:

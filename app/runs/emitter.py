@@ -5,6 +5,10 @@ of it arrives, closes the open item before another starts (OpenAI's blocks are s
 interleaved), and at the end knows the output items to store — the same shapes the non-streaming
 path builds, from the same builders in `providers/translate.py`.
 
+Calls of hosted tools (names in `hosted_names`) are not streamed as function calls: the emitter
+gathers them silently (`take_hosted_calls`), and the run loop outputs them as the tool's own
+items (`add_item` … `finish_item`), with the tool's events in between.
+
 Per item the events are:
     message        output_item.added → content_part.added → output_text.delta … / refusal.delta …
                    → output_text.done / refusal.done → content_part.done → output_item.done
@@ -19,6 +23,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import msgspec
+
 from app.providers import logprobs, tool_mapping, translate
 from app.providers.base import (
     Delta,
@@ -29,6 +35,15 @@ from app.providers.base import (
 )
 
 Event = dict[str, Any]
+
+
+class RawCall(msgspec.Struct):
+    """A model's call of a hosted tool's function, as the upstream sent it."""
+
+    call_id: str
+    name: str
+    arguments: str = ""
+
 
 _PART_EVENTS = {
     "output_text": ("response.output_text.delta", "response.output_text.done", "text"),
@@ -57,6 +72,9 @@ class Emitter:
         self._open: dict[str, Any] | None = None
         self._open_tool_index: int | None = None
         self._tool_calls_seen = 0
+        self.hosted_names: frozenset[str] = frozenset()  # set by the run loop each turn
+        self._hosted_calls: list[RawCall] = []
+        self._hosted_index: int | None = None
 
     def event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -143,6 +161,16 @@ class Emitter:
 
     def _tool_delta(self, delta: ToolCallDelta) -> list[Event]:
         events: list[Event] = []
+        if self._hosted_calls and self._hosted_index == delta.index:
+            self._hosted_calls[-1].arguments += delta.arguments
+            return events
+        if delta.name in self.hosted_names:
+            events.extend(self.close("completed"))
+            self._hosted_calls.append(
+                RawCall(delta.call_id or "", delta.name or "", delta.arguments)
+            )
+            self._hosted_index = delta.index
+            return events
         item = self._open
         calls = ("function_call", "custom_tool_call")
         if item is None or item["type"] not in calls or self._open_tool_index != delta.index:
@@ -189,13 +217,55 @@ class Emitter:
 
     def whole_item(self, item: dict[str, Any]) -> list[Event]:
         """An item made whole before the answer streams (a compaction): added, then done."""
+        index, events = self.add_item(item)
+        return [*events, self.finish_item(index)]
+
+    def add_item(self, item: dict[str, Any]) -> tuple[int, list[Event]]:
+        """An item the run loop makes (a hosted call): added now, finished by `finish_item`."""
         events: list[Event] = []
         self._add(item, events)
         self._open = None
-        events.append(
-            self.event("response.output_item.done", output_index=len(self.output) - 1, item=item)
-        )
+        return len(self.output) - 1, events
+
+    def finish_item(self, index: int) -> Event:
+        return self.event("response.output_item.done", output_index=index, item=self.output[index])
+
+    def take_hosted_calls(self) -> list[RawCall]:
+        """The hosted calls of the turn that just ended (call indices restart each turn)."""
+        calls, self._hosted_calls, self._hosted_index = self._hosted_calls, [], None
+        return calls
+
+    def annotate_open_text(self, annotations: list[dict[str, Any]]) -> list[Event]:
+        """Annotations (citations) on the open message's last text part, each with its
+        event, before the part's done event shows them."""
+        item = self._open
+        if item is None or item["type"] != "message" or not annotations:
+            return []
+        parts = item["content"]
+        if not parts or parts[-1]["type"] != "output_text":
+            return []
+        part, events = parts[-1], []
+        for annotation in annotations:
+            part["annotations"].append(annotation)
+            events.append(
+                self.event(
+                    "response.output_text.annotation.added",
+                    item_id=item["id"],
+                    output_index=len(self.output) - 1,
+                    content_index=len(parts) - 1,
+                    annotation_index=len(part["annotations"]) - 1,
+                    annotation=annotation,
+                )
+            )
         return events
+
+    def open_text(self) -> str:
+        """The text of the open message (what annotations are computed on)."""
+        item = self._open
+        if item is None or item["type"] != "message" or not item["content"]:
+            return ""
+        part = item["content"][-1]
+        return str(part.get("text", "")) if part["type"] == "output_text" else ""
 
     def _open_item(self, item_type: str, events: list[Event]) -> dict[str, Any]:
         if item_type == "message":

@@ -61,6 +61,8 @@ async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
         emitter,
         started.plan,
         service.sealer,
+        started.tools,
+        len(started.input_ids),
     )
     snapshot = convert.to_wire(started.row, [])
     yield emitter.event("response.created", response=snapshot)

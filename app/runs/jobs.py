@@ -38,6 +38,7 @@ from app.runs.event_log import EventLogClosed
 from app.runs.foreground import TERMINAL_EVENTS
 from app.runs.started import Started
 from app.runtime import Runtime
+from app.tools import credentials, toolset
 from app.wire.responses import CreateResponseRequest
 
 log = logging.getLogger("rapport.jobs")
@@ -62,7 +63,14 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     snapshot = convert.to_wire(row, [])
     await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
     run = loop.StreamRun(
-        started.provider, started.generation, row.id, emitter, started.plan, runtime.sealer
+        started.provider,
+        started.generation,
+        row.id,
+        emitter,
+        started.plan,
+        runtime.sealer,
+        started.tools,
+        len(started.input_ids),
     )
     me = asyncio.current_task()
     events = run.events()
@@ -101,8 +109,14 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         if claimed is None:
             return None
         row = await session.get_one(ResponseRow, response_id)
-        request = msgspec.convert(row.request or {}, CreateResponseRequest)
-        tools = parse_tools(request.tools or [])
+        stored = dict(row.request or {})
+        stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
+        request = msgspec.convert(stored, CreateResponseRequest)
+        parsed = parse_tools(request.tools or [])
+        tools = parsed.client
+        hosted = toolset.build(
+            parsed.indexed_hosted, runtime.settings, runtime.http, request.include
+        )
         route, provider = runtime.providers.resolve(row.model)
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
@@ -130,6 +144,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         input_ids=[body["id"] for body in input_bodies],
         fitter=fitter,
         plan=window.plan if window is not None else None,
+        tools=hosted,
     )
     if failure is not None:
         await responses.settle(started, failure)

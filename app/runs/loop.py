@@ -1,8 +1,11 @@
-"""The only caller of providers: runs one generation and settles its outcome as stored state.
+"""The only caller of providers: the run loop of one response, settled as stored state.
 
-Whatever happens upstream, the runner ends with the terminal values to write (completed,
-incomplete or failed), so the service always has a final state to store; an unexpected bug in
-a provider is contained here as a failed response rather than a response stuck in_progress.
+A run is a loop: model call → the hosted tools it called, run by Rapport → model call again,
+until the model answers, returns a call for the client to run, waits for an approval, or has
+spent `max_tool_calls` (app/runs/hosted.py holds the tool side). Whatever happens upstream, the
+loop ends with the terminal values to write (completed, incomplete or failed), so the service
+always has a final state to store; an unexpected bug in a provider or a tool is contained here
+as a failed response rather than a response stuck in_progress. Usage adds up every model call.
 
 Unlike DESIGN.md §4.3, a non-streaming create does not drain a stream: `run` makes the
 upstream's own non-streaming call, because one JSON answer costs far less CPU than a parsed
@@ -12,9 +15,10 @@ the same functions (`providers/translate.py`), and the tests hold both to the sa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from app.context import compaction, sealed_reasoning
 from app.providers.base import (
@@ -26,10 +30,14 @@ from app.providers.base import (
 )
 from app.providers.translate import INCOMPLETE_REASONS
 from app.runs.emitter import Emitter, Event
+from app.runs.hosted import HostedTurns, has_client_calls
 from app.runs.outcome import Outcome, failed, settled, tool_call_cap
+from app.tools.base import EventSink
+from app.tools.toolset import Toolset
 from app.wire.responses import ResponseUsage
 
 log = logging.getLogger("rapport.runner")
+FAILED_MESSAGE = "The model failed to generate a response."
 
 
 async def run(
@@ -38,31 +46,49 @@ async def run(
     response_id: str,
     plan: compaction.Plan | None = None,
     sealer: compaction.Sealer | None = None,
+    tools: Toolset | None = None,
+    input_count: int = 0,
 ) -> Outcome:
-    """One non-streaming generation, after the compaction `plan` asks for (if any)."""
-    compacted: tuple[dict[str, Any], ResponseUsage] | None = None
+    """A whole non-streaming run, after the compaction `plan` asks for (if any)."""
+    toolset = tools or Toolset()
+    collected = Emitter(obfuscate=False)  # holds the output; its events are not sent
+    usage: ResponseUsage | None = None
+    result: GenerationResult | None = None
     try:
         if plan is not None and sealer is not None:
             item, usage, generation = await compaction.compact(provider, generation, plan, sealer)
-            compacted = item, usage
-        result = await provider.generate(generation)
+            collected.whole_item(item)
+        turns = HostedTurns(toolset, generation, collected, input_count)
+        await turns.start(None)
+        while True:
+            result = await provider.generate(turns.next_generation())
+            usage = _added(usage, result.usage)
+            if sealer is not None and sealed_reasoning.wanted(generation.params.include):
+                for produced in result.output:
+                    sealed_reasoning.seal(sealer, produced)
+            kept, calls = turns.split(result.output)
+            collected.output.extend(kept)
+            if calls and result.status == "completed":
+                await turns.run_calls(calls, kept, None)
+                if not turns.awaiting_approval and not has_client_calls(kept):
+                    continue
+            turns.annotate(kept)
+            break
     except ProviderError as exc:
         _log_failure(response_id, exc)
-        return failed(exc.stored_code, exc.message, exc, [])
+        return failed(exc.stored_code, exc.message, exc, collected.output)
     except Exception as exc:  # noqa: BLE001  (a bug of ours must still end stored and terminal)
         _log_failure(response_id, exc)
-        return failed("server_error", "The model failed to generate a response.", None, [])
-    if sealer is not None and sealed_reasoning.wanted(generation.params.include):
-        for item in result.output:
-            sealed_reasoning.seal(sealer, item)
-    if compacted is not None:
-        result.output = [compacted[0], *result.output]
-        result.usage = compaction.added_usage(compacted[1], result.usage)
+        return failed("server_error", FAILED_MESSAGE, None, collected.output)
+    finally:
+        await toolset.aclose()
+    assert result is not None  # the loop ran at least one model call
+    result.output, result.usage = collected.output, usage or result.usage
     return settled(result, tool_call_cap(generation.params))
 
 
 class StreamRun:
-    """One streamed generation: iterate `events()` for item events, then read `outcome`."""
+    """One streamed run: iterate `events()` for item events, then read `outcome`."""
 
     def __init__(
         self,
@@ -72,6 +98,8 @@ class StreamRun:
         emitter: Emitter,
         plan: compaction.Plan | None = None,
         sealer: compaction.Sealer | None = None,
+        tools: Toolset | None = None,
+        input_count: int = 0,
     ) -> None:
         self._provider = provider
         self._generation = generation
@@ -79,7 +107,9 @@ class StreamRun:
         self._emitter = emitter
         self._plan = plan
         self._sealer = sealer
-        self._usage_before: ResponseUsage | None = None  # the compaction's summary call
+        self._toolset = tools or Toolset()
+        self._input_count = input_count
+        self._usage: ResponseUsage | None = None  # every model call's, added up
         self.outcome: Outcome | None = None
 
     async def _compact_first(self) -> AsyncGenerator[Event, None]:
@@ -89,7 +119,7 @@ class StreamRun:
         item, usage, self._generation = await compaction.compact(
             self._provider, self._generation, self._plan, self._sealer
         )
-        self._usage_before = usage
+        self._usage = usage
         for event in self._emitter.whole_item(item):
             yield event
 
@@ -104,46 +134,104 @@ class StreamRun:
             sealed_reasoning.seal(self._sealer, event["item"])
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        end: StreamEnd | None = None
         try:
-            async for event in self._compact_first():
+            async for event in self._turns():
                 yield event
-            async for delta in self._provider.stream(self._generation):
-                if isinstance(delta, StreamEnd):
-                    end = delta
-                else:
-                    for event in self._emitter.on_delta(delta):
-                        self._seal_if_done(event)
-                        yield event
         except ProviderError as exc:
             _log_failure(self._response_id, exc)
             for event in self._emitter.close("incomplete"):
                 yield event
             self.outcome = failed(exc.stored_code, exc.message, exc, self._emitter.output)
-            return
         except Exception as exc:  # noqa: BLE001  (as in run(): contained, stored, terminal)
             _log_failure(self._response_id, exc)
             for event in self._emitter.close("incomplete"):
                 yield event
-            message = "The model failed to generate a response."
-            self.outcome = failed("server_error", message, None, self._emitter.output)
-            return
-        assert end is not None  # providers end every successful stream with a StreamEnd
-        reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
-        for event in self._emitter.close("incomplete" if reason else "completed"):
-            self._seal_if_done(event)
+            self.outcome = failed("server_error", FAILED_MESSAGE, None, self._emitter.output)
+        finally:
+            await self._toolset.aclose()
+
+    async def _turns(self) -> AsyncGenerator[Event, None]:
+        async for event in self._compact_first():
             yield event
-        usage = end.usage
-        if self._usage_before is not None:
-            usage = compaction.added_usage(self._usage_before, usage)
+        turns = HostedTurns(self._toolset, self._generation, self._emitter, self._input_count)
+        async for event in _live(turns.start):
+            yield event
+        while True:
+            first = len(self._emitter.output)
+            end: StreamEnd | None = None
+            async for delta in self._provider.stream(turns.next_generation()):
+                if isinstance(delta, StreamEnd):
+                    end = delta
+                    continue
+                for event in self._emitter.on_delta(delta):
+                    self._seal_if_done(event)
+                    yield event
+            assert end is not None  # providers end every successful stream with a StreamEnd
+            self._usage = _added(self._usage, end.usage)
+            reason = INCOMPLETE_REASONS.get(end.finish_reason or "")
+            calls = self._emitter.take_hosted_calls()
+            if calls and reason is None:
+                for event in self._emitter.close("completed"):
+                    self._seal_if_done(event)
+                    yield event
+                turn = self._emitter.output[first:]
+
+                async def run_calls(sink: EventSink) -> None:
+                    await turns.run_calls(calls, turn, sink)  # noqa: B023  (awaited at once)
+
+                async for event in _live(run_calls):
+                    yield event
+                if not turns.awaiting_approval and not has_client_calls(turn):
+                    continue
+            elif turns.toolset:
+                citations = turns.toolset.annotate(self._emitter.open_text())
+                for event in self._emitter.annotate_open_text(citations):
+                    yield event
+            for event in self._emitter.close("incomplete" if reason else "completed"):
+                self._seal_if_done(event)
+                yield event
+            self._settle(end, reason)
+            return
+
+    def _settle(self, end: StreamEnd, reason: str | None) -> None:
         result = GenerationResult(
             output=self._emitter.output,
-            usage=usage,
+            usage=self._usage or end.usage,
             status="incomplete" if reason else "completed",
             incomplete_reason=reason,  # type: ignore[arg-type]
             service_tier=end.service_tier,
         )
         self.outcome = settled(result, None)  # the emitter already applied max_tool_calls
+
+
+async def _live(work: Callable[[EventSink], Awaitable[None]]) -> AsyncGenerator[Event, None]:
+    """Run `work` in a task of its own and yield the events it makes as they come, so a
+    client sees a hosted call start while it runs; closing the generator cancels the work."""
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    task = asyncio.ensure_future(work(queue.put_nowait))
+    try:
+        while True:
+            if queue.empty():
+                if task.done():
+                    break
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                yield getter.result()
+            else:
+                yield queue.get_nowait()
+        task.result()  # a failure of the work is the run's failure
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _added(total: ResponseUsage | None, usage: ResponseUsage) -> ResponseUsage:
+    return usage if total is None else compaction.added_usage(total, usage)
 
 
 def _log_failure(response_id: str, exc: Exception) -> None:

@@ -11,6 +11,7 @@ from app.context.compaction import Plan
 from app.context.fitting import Fitter
 from app.db.models import ResponseRow
 from app.providers.base import GenerationRequest, Provider
+from app.tools.toolset import Toolset
 
 
 class Started(msgspec.Struct):
@@ -24,3 +25,4 @@ class Started(msgspec.Struct):
     fitter: Fitter
     plan: Plan | None = None  # a compaction to run before the answer
     launched: Any = None  # the generation already under way (a task), when launched early
+    tools: Toolset | None = None  # the hosted tools of its run

@@ -71,15 +71,17 @@ HostedToolSpec = McpTool | WebSearchTool
 def echo(tool: HostedToolSpec) -> dict[str, Any]:
     """The tool as the Response shows it: every field as sent, credentials left out."""
     if isinstance(tool, McpTool):
-        return {
+        echoed = {
             "type": "mcp",
             "server_label": tool.server_label,
             "server_url": tool.server_url,
             "allowed_tools": msgspec.to_builtins(tool.allowed_tools),
             "headers": None,
             "require_approval": msgspec.to_builtins(tool.require_approval or "always"),
-            "server_description": tool.server_description,
         }
+        if tool.server_description is not None:  # a string or absent, never null
+            echoed["server_description"] = tool.server_description
+        return echoed
     return {
         "type": tool.type,
         "search_context_size": tool.search_context_size or "medium",

@@ -94,6 +94,51 @@ class Compaction(msgspec.Struct, tag="compaction", tag_field="type"):
     id: str | None = None
 
 
+class McpApprovalResponse(msgspec.Struct, tag="mcp_approval_response", tag_field="type"):
+    """The client's answer to an `mcp_approval_request` (app/tools/approvals.py)."""
+
+    approval_request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    approve: bool
+    reason: str | None = None
+    id: str | None = None
+
+
+class McpApprovalRequest(msgspec.Struct, tag="mcp_approval_request", tag_field="type"):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    server_label: str
+    name: str
+    arguments: str
+
+
+class McpCall(msgspec.Struct, tag="mcp_call", tag_field="type"):
+    server_label: str
+    name: str
+    arguments: str
+    id: str | None = None
+    output: str | None = None
+    error: Any = None
+    status: str | None = None
+    approval_request_id: str | None = None
+
+
+class McpListTools(msgspec.Struct, tag="mcp_list_tools", tag_field="type"):
+    server_label: str
+    tools: list[dict[str, Any]]
+    id: str | None = None
+    error: str | None = None
+
+
+class WebSearchCall(msgspec.Struct, tag="web_search_call", tag_field="type"):
+    action: dict[str, Any]
+    id: str | None = None
+    status: str | None = None
+
+
+# Hosted tools' items, replayed as input: stored as sent, under a fresh id like every item
+# (an approval answer replayed with its request is re-pointed: app/tools/approvals.py).
+HOSTED_ITEMS = (McpApprovalResponse, McpApprovalRequest, McpCall, McpListTools, WebSearchCall)
+
+
 class ItemReference(msgspec.Struct, tag="item_reference", tag_field="type"):
     """A stored item named by id, standing in for itself (app/responses/references.py)."""
 
@@ -109,6 +154,11 @@ InputItem = (
     | CustomToolCall
     | CustomToolCallOutput
     | ItemReference
+    | McpApprovalResponse
+    | McpApprovalRequest
+    | McpCall
+    | McpListTools
+    | WebSearchCall
 )
 
 SUPPORTED_INPUT_TYPES = [
@@ -120,13 +170,17 @@ SUPPORTED_INPUT_TYPES = [
     "custom_tool_call",
     "custom_tool_call_output",
     "item_reference",
+    "mcp_approval_response",
+    "mcp_approval_request",
+    "mcp_call",
+    "mcp_list_tools",
+    "web_search_call",
 ]
 # Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
 KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
     {
         "compaction_trigger",
         "file_search_call",
-        "web_search_call",
         "computer_call",
         "computer_call_output",
         "image_generation_call",
@@ -137,10 +191,6 @@ KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
         "shell_call_output",
         "apply_patch_call",
         "apply_patch_call_output",
-        "mcp_list_tools",
-        "mcp_approval_request",
-        "mcp_approval_response",
-        "mcp_call",
         "tool_search_call",
         "tool_search_output",
         "additional_tools",
@@ -157,6 +207,11 @@ _ID_PREFIX = {
     "compaction": ids.COMPACTION,
     "custom_tool_call": ids.CUSTOM_TOOL_CALL,
     "custom_tool_call_output": ids.CUSTOM_TOOL_CALL_OUTPUT,
+    "mcp_approval_response": ids.MCP_APPROVAL_RESPONSE,
+    "mcp_approval_request": ids.MCP_APPROVAL_REQUEST,
+    "mcp_call": ids.MCP_CALL,
+    "mcp_list_tools": ids.MCP_LIST_TOOLS,
+    "web_search_call": ids.WEB_SEARCH_CALL,
 }
 
 
@@ -180,6 +235,10 @@ def stored_body(item: InputItem) -> dict[str, Any]:
     kind = item_type(item)
     if isinstance(item, ItemReference):
         return {"type": kind, "id": item.id}  # resolved against the store before use
+    if isinstance(item, HOSTED_ITEMS):
+        sent = msgspec.to_builtins(item)
+        sent.pop("id", None)
+        return {"id": ids.new_id(_ID_PREFIX[kind]), "type": kind, **sent}
     body: dict[str, Any] = {"id": ids.new_id(_ID_PREFIX[kind]), "type": kind}
     if isinstance(item, Message):
         body["role"] = item.role

@@ -37,8 +37,19 @@ DELTAS = {
         "arguments",
     ),
     "response.custom_tool_call_input.delta": ("response.custom_tool_call_input.done", "input"),
+    "response.mcp_call_arguments.delta": ("response.mcp_call_arguments.done", "arguments"),
 }
 DONES = {done: field for done, field in DELTAS.values()}
+# A hosted tool's own progress events, about the open item (item_id, output_index only).
+PROGRESS = {
+    f"response.{item}.{stage}"
+    for item, stages in {
+        "mcp_list_tools": ("in_progress", "completed", "failed"),
+        "mcp_call": ("in_progress", "completed", "failed"),
+        "web_search_call": ("in_progress", "searching", "completed"),
+    }.items()
+    for stage in stages
+}
 TOOLS = [
     {"type": "function", "name": "get_weather", "parameters": {"type": "object"}},
     {"type": "function", "name": "get_time"},
@@ -185,6 +196,11 @@ def check_stream(events: list[Event]) -> dict[str, Any]:
                 assert event["arguments"] == output[index]["arguments"]
             if kind == "response.custom_tool_call_input.done":
                 assert event["input"] == output[index]["input"]
+        elif kind in PROGRESS:
+            assert kind.split(".")[1] == item["type"], event
+        elif kind == "response.output_text.annotation.added":
+            part = output[index]["content"][part_index]
+            assert part["annotations"][event["annotation_index"]] == event["annotation"]
         else:
             pytest.fail(f"unexpected event {kind}")
     assert item is None

@@ -81,7 +81,7 @@ async def run(
         _log_failure(response_id, exc)
         return failed("server_error", FAILED_MESSAGE, None, collected.output)
     finally:
-        await toolset.aclose()
+        toolset.close_soon()
     assert result is not None  # the loop ran at least one model call
     result.output, result.usage = collected.output, usage or result.usage
     return settled(result, tool_call_cap(generation.params))
@@ -148,7 +148,7 @@ class StreamRun:
                 yield event
             self.outcome = failed("server_error", FAILED_MESSAGE, None, self._emitter.output)
         finally:
-            await self._toolset.aclose()
+            self._toolset.close_soon()
 
     async def _turns(self) -> AsyncGenerator[Event, None]:
         async for event in self._compact_first():

@@ -4,7 +4,8 @@ time, and turns per second with one MCP call per turn.
 Runs the test upstream, the test MCP server (the `mcp` SDK's own, streamable HTTP) and
 `rapport serve` as processes of their own on loopback, then measures, interleaved by round:
 - direct: an MCP client of our own (Rapport's, `app/tools/mcp.py`) connecting, listing and
-  calling `add` — what one response's MCP work costs at the server, session set-up included;
+  calling `add` — what one response's MCP work costs, session set-up included (not its close,
+  which Rapport does after answering);
 - plain: a create whose model answers at once (one model call);
 - hosted: a create whose model calls `add` and answers with its result (list, call, two model
   calls);
@@ -51,9 +52,10 @@ async def direct_mcp(url: str) -> float:
     await server.prepare([], add_item)
     opened = server.open("add", '{"a": 2, "b": 3}')
     result = await server.run(opened.item, ItemEvents(None, dict, opened.item["id"], 1))
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started  # Rapport closes the session after answering
     await server.aclose()
-    assert result == "5", result
+    if result != "5":
+        raise RuntimeError(f"unexpected result {result!r}")
     return elapsed
 
 
@@ -115,7 +117,7 @@ async def measure(
         many = await turns(args.clients, args.seconds)
     rows = "\n".join(f"| {name} | {value:.2f} |" for name, value in medians.items())
     return (
-        f"## bench/mcp.py — {time.strftime('%Y-%m-%d')} ({machine()}, load {os.getloadavg()[0]:.2f})\n\n"
+        f"## bench/hosted_mcp.py — {time.strftime('%Y-%m-%d')} ({machine()})\n\n"
         f"| path (median of {args.rounds} rounds) | ms |\n|---|---|\n{rows}\n\n"
         f"Added time per hosted call (hosted - plain - upstream - direct): **{added:.2f} ms**.\n"
         f"Turns per second with one MCP call per turn: **{one:.1f}** (1 client), "

@@ -190,7 +190,7 @@ class ResponseService:
         async with unit_of_work(self._sessions) as session:
             input_bodies = await references.resolve(session, row.project_id, input_bodies)
             check_route_accepts(route, input_bodies)
-            past = await self._history(session, row, fitter.encoding)
+            past = await self._history(session, row, fitter.encoding, fitter.cut(input_bodies))
             assembly.check_tool_pairing(past.bodies + input_bodies)
             approvals.check(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
@@ -209,9 +209,12 @@ class ResponseService:
                 )
         return input_bodies
 
-    async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
+    async def _history(
+        self, session: AsyncSession, row: ResponseRow, encoding: str, cut: history.Cut | None
+    ) -> History:
         if row.conversation_id is None:
-            return await history.chain(session, row.project_id, row.previous_response_id, encoding)
+            previous = row.previous_response_id
+            return await history.chain(session, row.project_id, previous, encoding, cut)
         # A queued background response holds the conversation until a worker takes it and
         # renews the lease like any running response.
         seconds = self._runtime.settings.lease_seconds
@@ -223,6 +226,7 @@ class ResponseService:
             row.created_at,
             QUEUED_LEASE_SECONDS if row.background else seconds,
             encoding,
+            cut,
         )
 
     async def _finish(self, started: Started, outcome: outcomes.Outcome) -> None:

@@ -92,12 +92,21 @@ class ResponseService:
         return sse.frames(foreground.events(started, self))
 
     async def begin(
-        self, caller: Caller, request: CreateResponseRequest, launch: Launch | None = None
+        self,
+        caller: Caller,
+        request: CreateResponseRequest,
+        launch: Launch | None = None,
+        *,
+        history: History | None = None,
     ) -> Started:
         """Checks and unit of work #1. `launch` starts the generation as soon as the context is
         known, so the upstream call overlaps the inserts and the commit: the model's latency is
         the floor, and Rapport's first write need not add to it. Should the unit of work fail,
-        the launched run is cancelled and the client gets the error."""
+        the launched run is cancelled and the client gets the error.
+
+        `history`, when given, is what `previous_response_id` continues, instead of the stored
+        chain: a WebSocket connection holds its last response's context, which an unstored
+        (`store: false`) response has nowhere else."""
         prepared = prepare(request)
         route, provider = self._runtime.providers.resolve(prepared.model)
         fitter = fitting.for_request(
@@ -121,7 +130,9 @@ class ResponseService:
                 made["launched"] = launch(provider, generation, row.id, window.plan)
 
         try:
-            input_bodies = await self._start(row, input_bodies, store, fitter, context_ready, route)
+            input_bodies, past = await self._start(
+                row, input_bodies, store, fitter, context_ready, route, history
+            )
         except BaseException:
             if "launched" in made:
                 made["launched"].cancel()  # unit of work #1 failed: no model run for it
@@ -135,6 +146,8 @@ class ResponseService:
             fitter=fitter,
             plan=made["window"].plan,
             launched=made.get("launched"),
+            past=past,
+            input=History(input_bodies, list(made["window"].input_counts), fitter.encoding),
         )
 
     @property
@@ -168,14 +181,18 @@ class ResponseService:
         fitter: Fitter,
         context_ready: Callable[[Window], None],
         route: ModelRoute,
-    ) -> list[dict[str, Any]]:
-        """Unit of work #1: resolve item references, read the history, check pairing, fit the
-        window, store the response and its input (with their token counts, the cache later
-        turns read). Returns the input as stored."""
+        history: History | None,
+    ) -> tuple[list[dict[str, Any]], History]:
+        """Unit of work #1: resolve item references, read the history (unless it is given),
+        check pairing, fit the window, store the response and its input (with their token
+        counts, the cache later turns read). Returns the input as stored, and the history."""
         async with unit_of_work(self._sessions) as session:
             input_bodies = await references.resolve(session, row.project_id, input_bodies)
             check_route_accepts(route, input_bodies)
-            past = await self._history(session, row, fitter.encoding)
+            if history is None:
+                past = await self._history(session, row, fitter.encoding)
+            else:
+                past = history.counted_in(fitter.encoding)
             assembly.check_tool_pairing(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
             context_ready(window)
@@ -191,7 +208,7 @@ class ResponseService:
                     token_counts=window.input_counts,
                     token_encoding=fitter.encoding,
                 )
-        return input_bodies
+        return input_bodies, past
 
     async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
         if row.conversation_id is None:

@@ -38,6 +38,25 @@ class History(msgspec.Struct):
     counts: list[int | None] = msgspec.field(default_factory=list)
     omitted_tokens: int = 0
 
+    # The encoding `counts` are in. None for what the item store reads: it reads the counts of
+    # the encoding it is asked for. A history kept in memory (a WebSocket connection's last
+    # response) names its own, since the next turn may count with another.
+    encoding: str | None = None
+
+    def counted_in(self, encoding: str) -> History:
+        """This history with counts usable under `encoding` (dropped when they are another's)."""
+        if self.encoding in (None, encoding):
+            return self
+        return History(self.bodies, [None] * len(self.bodies), encoding=encoding)
+
+    def followed_by(self, *later: History) -> History:
+        """This history and then `later` ones, as one (in this history's encoding)."""
+        bodies, counts = list(self.bodies), list(self.counts)
+        for part in later:
+            bodies += part.bodies
+            counts += part.counts
+        return History(bodies, counts, encoding=self.encoding)
+
 
 class Cut(msgspec.Struct, frozen=True):
     """Read only what can fit: `budget` tokens of history; `pinned`, the call ids the new

@@ -37,6 +37,8 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
         "temperature": params.temperature,
         "top_p": params.top_p,
         "top_k": params.top_k if route.forward_top_k else None,
+        "presence_penalty": params.presence_penalty,
+        "frequency_penalty": params.frequency_penalty,
         "metadata": (params.metadata or None) if route.forward_metadata else None,
         "verbosity": _verbosity(params) if route.forward_verbosity else None,
         "user": params.user,

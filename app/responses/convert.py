@@ -25,11 +25,13 @@ def echoed_params(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> di
     """The request parameters as the Response echoes them, OpenAI's defaults filled in."""
     reasoning = request.reasoning
     return {
+        "frequency_penalty": request.frequency_penalty or 0.0,
         "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": request.max_tool_calls,
         "parallel_tool_calls": (
             True if request.parallel_tool_calls is None else request.parallel_tool_calls
         ),
+        "presence_penalty": request.presence_penalty or 0.0,
         "prompt": msgspec.to_builtins(request.prompt) if request.prompt else None,
         "prompt_cache_key": request.prompt_cache_key,
         "prompt_cache_retention": request.prompt_cache_retention,
@@ -50,6 +52,8 @@ def echoed_params(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> di
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "truncation": request.truncation or "disabled",
         "user": request.user,
+        # Kept with the response for whoever reads the row; `to_wire` never echoes it.
+        "client_metadata": request.client_metadata,
     }
 
 
@@ -65,6 +69,8 @@ def to_wire(row: ResponseRow, output: list[dict[str, Any]]) -> Response:
             ConversationRef(row.conversation_id) if row.conversation_id else msgspec.UNSET
         ),
         error=msgspec.convert(row.error, ResponseError) if row.error else None,
+        # Rows stored before penalties were accepted have none: OpenAI's 0.0 then.
+        frequency_penalty=float(params.get("frequency_penalty") or 0.0),
         incomplete_details=(
             msgspec.convert(row.incomplete_details, IncompleteDetails)
             if row.incomplete_details
@@ -76,6 +82,7 @@ def to_wire(row: ResponseRow, output: list[dict[str, Any]]) -> Response:
         model=row.model,
         output=output,
         parallel_tool_calls=params["parallel_tool_calls"],
+        presence_penalty=float(params.get("presence_penalty") or 0.0),
         previous_response_id=row.previous_response_id,
         prompt=params["prompt"],
         prompt_cache_key=params["prompt_cache_key"],

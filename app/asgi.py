@@ -27,6 +27,8 @@ from app.http import (
     handle_unexpected,
     request_id_middleware,
 )
+from app.models.controller import ModelsController
+from app.models.service import ModelService
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
@@ -57,6 +59,10 @@ def provide_background(request: Request[Any, Any, Any]) -> BackgroundResponses:
 
 def provide_prompt_service(request: Request[Any, Any, Any]) -> PromptService:
     return request.app.state.prompt_service  # type: ignore[no-any-return]
+
+
+def provide_model_service(request: Request[Any, Any, Any]) -> ModelService:
+    return request.app.state.model_service  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
         app.state.prompt_service = PromptService(runtime.sessions)
+        app.state.model_service = ModelService(runtime.providers, settings.models_file)
         sweeper: asyncio.Task[None] | None = None
         if runtime.redis is None:
             # The embedded default runs background jobs, and repairs them, in this process.
@@ -118,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ResponsesController,
             ConversationsController,
             PromptsController,
+            ModelsController,
             health,
             ready,
         ],
@@ -128,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "windows": Provide(provide_window_service, sync_to_thread=False),
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
             "prompts": Provide(provide_prompt_service, sync_to_thread=False),
+            "models": Provide(provide_model_service, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,

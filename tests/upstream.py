@@ -23,7 +23,13 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 REFUSAL = "I can't help with that."
 MODELS = {
     "object": "list",
-    "data": [{"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"}],
+    "data": [
+        {"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"},
+        # A name with a slash, as vLLM and llama.cpp list Hugging Face models.
+        {"id": "org/Model-7B", "object": "model", "created": 1700000000, "owned_by": "org"},
+        # A name the glob route `dead-*` takes: listed upstream, never served by it.
+        {"id": "dead-listed", "object": "model", "created": 0, "owned_by": "rapport-tests"},
+    ],
 }
 # What vLLM answers when the prompt does not fit the model ([overflow]).
 OVERFLOW_ERROR = {

@@ -16,7 +16,7 @@ import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
 from app.config import ModelRoute
-from app.providers import chunks, logprobs, tool_mapping, translate
+from app.providers import chunks, logprobs, translate
 from app.providers.base import (
     Delta,
     GenerationRequest,
@@ -33,6 +33,7 @@ from app.providers.base import (
     UpstreamUnavailable,
     is_context_length_error,
 )
+from app.providers.catalog import catalog_for
 from app.wire.codec import encoder
 from app.wire.models import Model
 
@@ -54,7 +55,8 @@ class ChatCompletionsProvider:
         self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        body = translate.to_chat_body(request, self._route)
+        tools = catalog_for(request.tools, request.context)
+        body = translate.to_chat_body(request, self._route, tools)
         try:
             answer = await self._client.post(
                 self._url,
@@ -77,9 +79,7 @@ class ChatCompletionsProvider:
                 "the upstream answered with a body that is not JSON"
             ) from None
         return translate.from_chat_completion(
-            payload,
-            tool_mapping.custom_names(request.tools),
-            with_logprobs=logprobs.wanted(request.params.include),
+            payload, tools, with_logprobs=logprobs.wanted(request.params.include)
         )
 
     async def list_models(self, timeout_seconds: float) -> list[Model]:

@@ -29,6 +29,7 @@ from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows
+from app.responses.tool_checks import dropped_tools
 from app.responses.validation import check_route_accepts, prepare
 from app.runs import foreground, lease, loop
 from app.runs import outcome as outcomes
@@ -98,7 +99,7 @@ class ResponseService:
         known, so the upstream call overlaps the inserts and the commit: the model's latency is
         the floor, and Rapport's first write need not add to it. Should the unit of work fail,
         the launched run is cancelled and the client gets the error."""
-        prepared = prepare(request)
+        prepared = prepare(request, dropped_tools(self._runtime.providers, request.model))
         route, provider = self._runtime.providers.resolve(prepared.model)
         fitter = fitting.for_request(
             request, prepared.model, route, self._runtime.sealer, prepared.tools

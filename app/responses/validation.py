@@ -13,7 +13,15 @@ import msgspec
 from app import ids
 from app.config import ModelRoute
 from app.errors import InvalidRequest, invalid_value, not_supported
+from app.responses.tool_checks import (
+    TOOL_TYPES,
+    check_unique,
+    function_tools,
+    parse_namespace,
+)
 from app.wire import codec
+from app.wire.client_tools import CLIENT_TOOL_TYPES
+from app.wire.client_tools import parse_tool as parse_client_tool
 from app.wire.items import (
     KNOWN_UNSUPPORTED_INPUT_TYPES,
     SUPPORTED_INPUT_TYPES,
@@ -21,6 +29,7 @@ from app.wire.items import (
     Message,
 )
 from app.wire.responses import CreateResponseRequest
+from app.wire.tool_items import AdditionalTools, ToolSearchOutput
 from app.wire.tools import (
     HOSTED_TOOL_TYPES,
     CustomTool,
@@ -40,8 +49,11 @@ class PreparedRequest(msgspec.Struct, frozen=True):
     conversation_id: str | None = None
 
 
-def prepare(request: CreateResponseRequest) -> PreparedRequest:
-    """Validate what a msgspec type cannot say alone; raise the 400 OpenAI would send."""
+def prepare(
+    request: CreateResponseRequest, dropped: frozenset[str] = frozenset()
+) -> PreparedRequest:
+    """Validate what a msgspec type cannot say alone; raise the 400 OpenAI would send.
+    `dropped`: the hosted tool types the model's route leaves out rather than refuses."""
     if request.model is msgspec.UNSET or not request.model:
         raise InvalidRequest(
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
@@ -63,11 +75,11 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
         raise InvalidRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
-    tools = parse_tools(request.tools or [])
+    tools = parse_tools(request.tools or [], dropped=dropped)
     _check_tool_choice(request, tools)
     return PreparedRequest(
         model=request.model,
-        input_items=parse_input(request.input),
+        input_items=parse_input(request.input, dropped=dropped),
         tools=tools,
         request=request,
         conversation_id=_conversation_id(request),
@@ -97,8 +109,14 @@ def _conversation_id(request: CreateResponseRequest) -> str | None:
     return value
 
 
-def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") -> list[InputItem]:
-    """A string is one user message; a list is decoded item by item, easy messages tagged."""
+def parse_input(
+    raw: str | list[dict[str, Any]] | None,
+    param: str = "input",
+    dropped: frozenset[str] = frozenset(),
+) -> list[InputItem]:
+    """A string is one user message; a list is decoded item by item, easy messages tagged.
+    The tools an item carries (`additional_tools`, `tool_search_output`) are checked as the
+    request's `tools` are."""
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -123,33 +141,39 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
             raise not_supported(f"{at}.type", f"Input items of type '{kind}'")
         elif kind not in SUPPORTED_INPUT_TYPES:
             raise invalid_value(f"{at}.type", kind, SUPPORTED_INPUT_TYPES)
-        items.append(codec.convert(value, InputItem, at=at))  # type: ignore[arg-type]
+        item: InputItem = codec.convert(value, InputItem, at=at)  # type: ignore[arg-type]
+        if isinstance(item, AdditionalTools | ToolSearchOutput):
+            parse_tools(item.tools, param=f"{at}.tools", dropped=dropped)
+        items.append(item)
     return items
 
 
-def parse_tools(raw: list[dict[str, Any]]) -> tuple[Tool, ...]:
+def parse_tools(
+    raw: list[dict[str, Any]], param: str = "tools", dropped: frozenset[str] = frozenset()
+) -> tuple[Tool, ...]:
     tools: list[Tool] = []
     for index, value in enumerate(raw):
-        at = f"tools[{index}]"
+        at = f"{param}[{index}]"
         kind = value.get("type")
         if not isinstance(kind, str):
             raise codec.invalid_type(f"{at}.type", "a string", kind)
+        if kind in dropped:
+            continue  # the route leaves this hosted tool out (its `drop_hosted_tools`)
+        if kind in CLIENT_TOOL_TYPES:
+            tools.append(parse_client_tool(value, at))
+            continue
+        if kind == "namespace":
+            tools.append(parse_namespace(value, at))
+            continue
         if kind in HOSTED_TOOL_TYPES:
             raise not_supported(f"{at}.type", f"The '{kind}' tool")
         if kind == "custom":
             tools.append(codec.convert(value, CustomTool, at=at))
             continue
         if kind != "function":
-            raise invalid_value(f"{at}.type", kind, ["function", "custom"])
+            raise invalid_value(f"{at}.type", kind, ["function", "custom", *TOOL_TYPES])
         tools.append(codec.convert(value, FunctionTool, at=at))
-    names = [tool.name for tool in tools]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise InvalidRequest(
-                f"Duplicate tool name: '{name}'.",
-                param=f"tools[{index}].name",
-                code="invalid_value",
-            )
+    check_unique(tools, param)
     return tuple(tools)
 
 
@@ -219,7 +243,8 @@ def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None
 
 
 def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> None:
-    names = {tool.name for tool in tools}
+    functions = function_tools(tools)
+    names = {tool.name for tool in functions}
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):
         named, wanted = (
@@ -227,7 +252,7 @@ def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) 
             if isinstance(choice, ToolChoiceFunction)
             else ("custom", CustomTool)
         )
-        if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in tools):
+        if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in functions):
             raise InvalidRequest(
                 f"Tool choice '{named}' not found in 'tools' parameter: '{choice.name}'.",
                 param="tool_choice",

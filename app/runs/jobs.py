@@ -27,7 +27,7 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
-from app.providers.tool_mapping import custom_names
+from app.providers.catalog import catalog_for
 from app.responses import convert, repository
 from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
@@ -56,7 +56,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=outcomes.tool_call_cap(params),
-        custom_tools=custom_names(started.generation.tools),
+        tools=catalog_for(started.generation.tools, started.generation.context),
         first_sequence=ANNOUNCED_EVENTS,
     )
     snapshot = convert.to_wire(row, [])
@@ -102,8 +102,8 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
             return None
         row = await session.get_one(ResponseRow, response_id)
         request = msgspec.convert(row.request or {}, CreateResponseRequest)
-        tools = parse_tools(request.tools or [])
         route, provider = runtime.providers.resolve(row.model)
+        tools = parse_tools(request.tools or [], dropped=frozenset(route.drop_hosted_tools))
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
         failure: outcomes.Outcome | None = None

@@ -222,4 +222,6 @@ def stored_body(item: ToolItem) -> dict[str, Any]:
         for unset in ("action", "actions"):
             if body.get(unset) is None:
                 body.pop(unset, None)
+    if isinstance(item, ComputerCallOutput):
+        body["acknowledged_safety_checks"] = item.acknowledged_safety_checks or []
     return body

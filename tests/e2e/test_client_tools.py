@@ -3,6 +3,7 @@ functions, answered as their own call items (whole and streamed), their outputs 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -214,7 +215,9 @@ async def test_the_output_goes_back_as_a_tool_message(
         assert image["content"][0]["type"] == "image_url"
     else:
         assert second["output"][0]["content"][0]["text"] == f"done: {case['result']}"
-    [stored] = (await http.get(f"/responses/{second['id']}/input_items")).json()["data"]
+    listed = (await http.get(f"/responses/{second['id']}/input_items")).json()
+    assert schema_errors("ResponseItemList", listed) == []
+    [stored] = listed["data"]
     assert stored["type"] == f"{case['item']}_output"
     assert stored["call_id"] == call["call_id"]
 
@@ -279,3 +282,19 @@ async def test_a_conversation_carries_calls_and_outputs(
     assert messages[-1]["content"] == case["result"]
     items = [item.type async for item in client.conversations.items.list(conversation.id)]
     assert {"apply_patch_call", "apply_patch_call_output"} <= set(items)
+
+
+async def test_a_background_run_answers_with_the_call_item(client: AsyncOpenAI) -> None:
+    case = CASES["shell"]
+    queued = await client.responses.create(
+        model="test-model", input=directive(case), tools=[case["tool"]], background=True
+    )
+    for _ in range(200):
+        done = await client.responses.retrieve(queued.id)
+        if done.status not in ("queued", "in_progress"):
+            break
+        await asyncio.sleep(0.02)
+    assert done.status == "completed"
+    [call] = done.output
+    assert call.type == "shell_call"
+    assert call.action.commands == ["pwd", "ls"]

@@ -298,3 +298,16 @@ async def test_a_background_run_answers_with_the_call_item(client: AsyncOpenAI) 
     [call] = done.output
     assert call.type == "shell_call"
     assert call.action.commands == ["pwd", "ls"]
+
+
+async def test_parallel_tool_calls_false_holds_client_calls_to_one(
+    http: httpx.AsyncClient,
+) -> None:
+    tools = [CASES["shell"]["tool"], CASES["local_shell"]["tool"]]
+    both = f"{directive(CASES['shell'])} {directive(CASES['local_shell'])}"
+    document = await create(http, input=both, tools=tools, parallel_tool_calls=False)
+    assert [item["type"] for item in document["output"]] == ["shell_call"]
+    body = {"model": "test-model", "input": both, "tools": tools, "stream": True}
+    async with http.stream("POST", "/responses", json={**body, "parallel_tool_calls": False}) as a:
+        events = parse_frames((await a.aread()).decode())
+    assert [item["type"] for item in check_stream(events)["output"]] == ["shell_call"]

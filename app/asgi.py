@@ -27,6 +27,8 @@ from app.http import (
     handle_unexpected,
     request_id_middleware,
 )
+from app.models.controller import ModelsController
+from app.models.service import ModelService
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
@@ -58,6 +60,10 @@ def provide_background(request: Request[Any, Any, Any]) -> BackgroundResponses:
 
 def provide_prompt_service(request: Request[Any, Any, Any]) -> PromptService:
     return request.app.state.prompt_service  # type: ignore[no-any-return]
+
+
+def provide_model_service(request: Request[Any, Any, Any]) -> ModelService:
+    return request.app.state.model_service  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.websocket = WebSocketTransport(
             app.state.authenticator, responses, app.state.prompt_service
         )
+        app.state.model_service = ModelService(runtime.providers, settings.models_file)
         sweeper: asyncio.Task[None] | None = None
         if runtime.redis is None:
             # The embedded default runs background jobs, and repairs them, in this process.
@@ -132,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             responses_socket,
             ConversationsController,
             PromptsController,
+            ModelsController,
             health,
             ready,
         ],
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "windows": Provide(provide_window_service, sync_to_thread=False),
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
             "prompts": Provide(provide_prompt_service, sync_to_thread=False),
+            "models": Provide(provide_model_service, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,

@@ -48,7 +48,20 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # json_schema: {name, schema, strict}}`, or `{type: json_object, schema}` for servers that
     # only take that form (llama-cpp-python's), which constrain the answer all the same.
     json_schema_style: Literal["json_schema", "json_object_schema"] = "json_schema"
+    # Hosted tool types (web_search, mcp, …) this route leaves out of a request instead of
+    # refusing it, for clients such as Codex that always send them; empty: a clear 400.
+    drop_hosted_tools: tuple[str, ...] = ()
     timeout_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        from app.wire.tools import HOSTED_TOOL_TYPES  # the wire layer knows the tool types
+
+        unknown = sorted(set(self.drop_hosted_tools) - HOSTED_TOOL_TYPES)
+        if unknown:
+            raise ValueError(
+                f"drop_hosted_tools: {', '.join(unknown)} is not a hosted tool type "
+                f"(one of {', '.join(sorted(HOSTED_TOOL_TYPES))})"
+            )
 
 
 class Settings(msgspec.Struct, frozen=True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.providers import translate
+from app.providers.catalog import catalog_for
+from app.wire.tools import CustomTool
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
@@ -31,6 +33,7 @@ def test_custom_tool_calls_become_custom_items_and_others_function_calls() -> No
             {"message": {"content": None, "tool_calls": calls}, "finish_reason": "tool_calls"}
         ]
     }
-    custom, function = translate.from_chat_completion(payload, frozenset({"shell"})).output
+    tools = catalog_for([CustomTool(name="shell")], [])
+    custom, function = translate.from_chat_completion(payload, tools).output
     assert (custom["type"], custom["input"], custom["call_id"]) == ("custom_tool_call", "ls", "c1")
     assert (function["type"], function["arguments"]) == ("function_call", "{}")

@@ -150,7 +150,7 @@ def test_garbage(upstream: TestUpstream) -> None:
 
 
 def test_models(client: OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["test-model"]
+    assert [m.id for m in client.models.list()] == ["test-model", "org/Model-7B", "dead-listed"]
 
 
 def test_unknown_path_is_404(upstream: TestUpstream) -> None:

@@ -23,7 +23,13 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 REFUSAL = "I can't help with that."
 MODELS = {
     "object": "list",
-    "data": [{"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"}],
+    "data": [
+        {"id": "test-model", "object": "model", "created": 0, "owned_by": "rapport-tests"},
+        # A name with a slash, as vLLM and llama.cpp list Hugging Face models.
+        {"id": "org/Model-7B", "object": "model", "created": 1700000000, "owned_by": "org"},
+        # A name the glob route `dead-*` takes: listed upstream, never served by it.
+        {"id": "dead-listed", "object": "model", "created": 0, "owned_by": "rapport-tests"},
+    ],
 }
 # What vLLM answers when the prompt does not fit the model ([overflow]).
 OVERFLOW_ERROR = {
@@ -168,12 +174,35 @@ def _trailing_tool_results(messages: list[Any]) -> list[str]:
     return results
 
 
+def _tool_directives(text: str) -> list[tuple[str, str]]:
+    """Each `[tool:NAME:ARGS]` as (NAME, ARGS). ARGS that start a JSON value are read as one,
+    so they may hold `]` (`{"command": ["ls"]}`); anything else runs to the first `]`."""
+    found: list[tuple[str, str]] = []
+    position = 0
+    while (match := _TOOL.search(text, position)) is not None:
+        name, start = match.group(1), match.start(2)
+        try:
+            _, end = _JSON.raw_decode(text, start)
+        except ValueError:
+            end = -1
+        if end > start and text[end : end + 1] == "]":
+            found.append((name, text[start:end]))
+            position = end + 1
+        else:
+            found.append((name, match.group(2)))
+            position = match.end()
+    return found
+
+
+_JSON = json.JSONDecoder()
+
+
 def plan(body: dict[str, Any]) -> _Plan:
     """Decide the answer from directives in the text of the last user message.
 
     Default: content "echo: <text>" (directives included verbatim), finish "stop", truncated
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
-    [sleep:MS], [tool:NAME:JSON] (repeatable), [reasoning:TEXT], [refuse], [length],
+    [sleep:MS], [tool:NAME:JSON] (repeatable; the JSON may hold `]`), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
     service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
@@ -197,7 +226,7 @@ def plan(body: dict[str, Any]) -> _Plan:
         p.reasoning = m.group(1)
     if m := _TIER.search(text):
         p.service_tier = m.group(1)
-    tools = _TOOL.findall(text)
+    tools = _tool_directives(text)
     results = _trailing_tool_results(messages)
     if results:
         p.content = "done: " + "; ".join(results)

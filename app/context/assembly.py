@@ -17,6 +17,7 @@ from app.context.history import History
 from app.context.window import Budget, Entry
 from app.errors import InvalidRequest
 from app.tokens.counting import TokenCounter
+from app.wire.items import CALL_TYPES, OUTPUT_TYPES
 
 # Without a compact_threshold, compaction starts at this share of the input budget.
 DEFAULT_COMPACT_SHARE = 0.8
@@ -32,13 +33,17 @@ class Window(msgspec.Struct):
 
 
 def check_tool_pairing(context: list[dict[str, Any]]) -> None:
-    """Every call has an output after it, and every output answers a call before it."""
+    """Every call has an output after it, and every output answers a call before it — of any
+    tool type (a client may answer a `local_shell_call` with a `function_call_output`). A
+    server-side tool search has no call id to pair."""
     calls: list[str] = []
     answered: set[str] = set()
     for item in context:
-        if item["type"] in ("function_call", "custom_tool_call"):
+        if not isinstance(item.get("call_id"), str):
+            continue
+        if item["type"] in CALL_TYPES:
             calls.append(item["call_id"])
-        elif item["type"] in ("function_call_output", "custom_tool_call_output"):
+        elif item["type"] in OUTPUT_TYPES:
             if item["call_id"] not in calls:
                 raise InvalidRequest(
                     f"No tool call found for function call output with call_id {item['call_id']}.",
@@ -174,6 +179,8 @@ def item_tokens(counter: TokenCounter, body: dict[str, Any]) -> int:
 def _replaceable(entry: Entry) -> bool:
     """An item a new compaction would fold into its summary (not a previous summary alone)."""
     body = entry.body
+    if body.get("type") == "additional_tools":
+        return False
     if body.get("type", "message") == "message" and body.get("role") in (
         "user",
         "system",

@@ -133,7 +133,11 @@ async def summarize(
     request = GenerationRequest(
         model=model,
         instructions=summarizer_instructions,
-        context=[*context, _user_message(SUMMARY_REQUEST)],
+        # Tool definitions are not conversation to summarize, nor tools for the summarizer.
+        context=[
+            *(item for item in context if item.get("type") != "additional_tools"),
+            _user_message(SUMMARY_REQUEST),
+        ],
         params=CreateResponseRequest(
             model=model, max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS, store=False
         ),

@@ -5,7 +5,8 @@ place a context is built. The counts come from the item store's cache where it h
 model's encoding, so a 10,000-item history costs a sum, not a tokenization.
 
 `truncation: "auto"` drops whole items from the start of the history until the context fits:
-never the instructions, never an item of the current input. A function call and its outputs
+never the instructions, never an item of the current input, never an `additional_tools` item
+(the tools it adds stay callable). A function call and its outputs
 go together (an output whose call was dropped is dropped too, so the model never sees an
 orphan tool result), and a call whose output is in the current input is kept. When even that
 leaves the context too big, the request is refused as `truncation: "disabled"` refuses any
@@ -21,6 +22,7 @@ import msgspec
 
 from app.errors import InvalidRequest
 from app.tokens.counting import REPLY_PRIMING, TokenCounter
+from app.wire.items import CALL_TYPES, OUTPUT_TYPES
 
 CONTEXT_LENGTH_EXCEEDED = (
     "Your input exceeds the context window of this model. Please adjust your input and try again."
@@ -61,7 +63,8 @@ def render_compactions(
     entries: list[Entry], summary_message: Callable[[dict[str, Any]], Entry]
 ) -> list[Entry]:
     """Apply the latest compaction item: it replaces every earlier item except the messages of
-    users, system and developer, and its summary sits where the first replaced item was.
+    users, system and developer (and the developer's `additional_tools`), and its summary sits
+    where the first replaced item was.
 
     This is the same for the turn that made the compaction and for every later one, and for a
     client that sends `/responses/compact`'s output back as input (user messages, then the
@@ -110,6 +113,8 @@ def truncate(entries: list[Entry], budget: Budget) -> list[Entry]:
     for index, entry in enumerate(entries):
         if excess <= 0 or entry.current:
             break
+        if entry.body.get("type") == "additional_tools":
+            continue  # tools the rest of the conversation may still call: never dropped
         call_id = entry.body.get("call_id")
         if _is_call(entry) and call_id in answered_now:
             continue  # its output is in the new input: dropping it would orphan that output
@@ -135,12 +140,14 @@ def _is_compaction(entry: Entry) -> bool:
 
 
 def _kept_by_compaction(body: dict[str, Any]) -> bool:
+    if body.get("type") == "additional_tools":
+        return True  # what the developer made available, as their messages are
     return body.get("type", "message") == "message" and body.get("role") in _KEPT_ROLES
 
 
 def _is_call(entry: Entry) -> bool:
-    return entry.body.get("type") in ("function_call", "custom_tool_call")
+    return entry.body.get("type") in CALL_TYPES
 
 
 def _is_output(entry: Entry) -> bool:
-    return entry.body.get("type") in ("function_call_output", "custom_tool_call_output")
+    return entry.body.get("type") in OUTPUT_TYPES

@@ -16,7 +16,7 @@ import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
 from app.config import ModelRoute
-from app.providers import chunks, logprobs, tool_mapping, translate
+from app.providers import chunks, logprobs, translate
 from app.providers.base import (
     Delta,
     GenerationRequest,
@@ -33,7 +33,9 @@ from app.providers.base import (
     UpstreamUnavailable,
     is_context_length_error,
 )
+from app.providers.catalog import catalog_for
 from app.wire.codec import encoder
+from app.wire.models import Model
 
 _MAX_UPSTREAM_MESSAGE = 500
 # Where a Python (or similar) stack trace starts inside an upstream's error message.
@@ -45,6 +47,7 @@ class ChatCompletionsProvider:
         self._route = route
         self._client = client
         self._url = route.base_url.rstrip("/") + "/chat/completions"
+        self._models_url = route.base_url.rstrip("/") + "/models"
         self._api_key = api_key
         self._headers = {"content-type": "application/json"}
         if api_key:
@@ -52,7 +55,8 @@ class ChatCompletionsProvider:
         self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        body = translate.to_chat_body(request, self._route)
+        tools = catalog_for(request.tools, request.context)
+        body = translate.to_chat_body(request, self._route, tools)
         try:
             answer = await self._client.post(
                 self._url,
@@ -75,10 +79,26 @@ class ChatCompletionsProvider:
                 "the upstream answered with a body that is not JSON"
             ) from None
         return translate.from_chat_completion(
-            payload,
-            tool_mapping.custom_names(request.tools),
-            with_logprobs=logprobs.wanted(request.params.include),
+            payload, tools, with_logprobs=logprobs.wanted(request.params.include)
         )
+
+    async def list_models(self, timeout_seconds: float) -> list[Model]:
+        """The upstream's own `GET /models`, or nothing when it cannot say: a model list is a
+        convenience, so an unreachable or odd upstream is never an error here."""
+        try:
+            answer = await self._client.get(
+                self._models_url, headers=self._headers, timeout=timeout_seconds
+            )
+            if answer.status_code != 200:
+                return []
+            listed = msgspec.json.decode(answer.content, type=_UpstreamModels)
+        except (httpx.HTTPError, msgspec.DecodeError):
+            return []
+        return [
+            Model(id=entry.id, created=entry.created or 0, owned_by=entry.owned_by or "upstream")
+            for entry in listed.data
+            if entry.id
+        ]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
         body = translate.to_chat_body(request, self._route)
@@ -147,6 +167,16 @@ class ChatCompletionsProvider:
         if trace := _STACK_TRACE.search(text):
             text = text[: trace.start()].rstrip() or "no error message"
         return text[:_MAX_UPSTREAM_MESSAGE]
+
+
+class _UpstreamModel(msgspec.Struct):
+    id: str
+    created: int | None = None
+    owned_by: str | None = None
+
+
+class _UpstreamModels(msgspec.Struct):
+    data: list[_UpstreamModel]
 
 
 def _decode_chunk(data: str) -> dict[str, Any]:

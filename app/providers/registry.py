@@ -32,10 +32,17 @@ class ProviderRegistry:
         for route in settings.routes:
             api_key = env.get(route.api_key_env) if route.api_key_env else None
             self._routes.append((route, ChatCompletionsProvider(route, api_key, client)))
-        self._fallback: tuple[ModelRoute, Provider] = (
-            catch_all,
-            ChatCompletionsProvider(catch_all, settings.upstream_api_key, client),
-        )
+        self._catch_all = ChatCompletionsProvider(catch_all, settings.upstream_api_key, client)
+        self._fallback: tuple[ModelRoute, Provider] = (catch_all, self._catch_all)
+
+    @property
+    def named_routes(self) -> tuple[ModelRoute, ...]:
+        return tuple(route for route, _ in self._routes)
+
+    @property
+    def catch_all(self) -> ChatCompletionsProvider:
+        """The upstream for every model the models file does not name."""
+        return self._catch_all
 
     def resolve(self, model: str) -> tuple[ModelRoute, Provider]:
         for route, provider in self._routes:

@@ -1,5 +1,10 @@
 """Tools between the two APIs: Responses tool definitions and choices → chat-completions
-`tools`/`tool_choice`, and upstream `tool_calls` → `function_call`/`custom_tool_call` items.
+`tools`/`tool_choice`, and upstream `tool_calls` → the Responses call items.
+
+Every tool is offered under the name its catalog gives it (`providers/catalog.py`: namespaced
+functions flattened, client-executed tool types as functions), and a call comes back as the
+item of the tool that name maps to: `function_call` (with its `namespace`), `custom_tool_call`,
+or a client-executed tool's call (`providers/client_tools.py`).
 
 Custom tools (free text, optionally constrained by a grammar) have no chat-completions
 counterpart, so they travel as functions of one string argument, `input`, and come back as
@@ -12,31 +17,36 @@ import json
 from typing import Any
 
 from app import ids
+from app.providers import client_tools
 from app.providers.base import GenerationRequest
+from app.providers.catalog import Entry, ToolCatalog
 from app.wire.tools import (
     CustomTool,
-    Tool,
     ToolChoiceAllowed,
     ToolChoiceCustom,
     ToolChoiceFunction,
 )
 
 
-def add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
+def add_tools(body: dict[str, Any], request: GenerationRequest, catalog: ToolCatalog) -> None:
     params = request.params
-    tools = request.tools
-    if tools:
-        body["tools"] = [chat_tool(tool) for tool in tools]
+    if catalog:
+        body["tools"] = [
+            {"type": "function", "function": chat_function(e)} for e in catalog.entries
+        ]
         if params.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = params.parallel_tool_calls
     choice = params.tool_choice
     if isinstance(choice, str):
         body["tool_choice"] = choice
     elif isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):  # custom tools are functions
-        body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        named = catalog.named(choice.name)
+        name = named.upstream if named is not None else choice.name
+        body["tool_choice"] = {"type": "function", "function": {"name": name}}
     elif isinstance(choice, ToolChoiceAllowed):
         allowed = [
-            {"type": "function", "function": {"name": tool.get("name")}} for tool in choice.tools
+            {"type": "function", "function": {"name": _allowed_name(tool, catalog)}}
+            for tool in choice.tools
         ]
         body["tool_choice"] = {
             "type": "allowed_tools",
@@ -44,19 +54,35 @@ def add_tools(body: dict[str, Any], request: GenerationRequest) -> None:
         }
 
 
-def chat_tool(tool: Tool) -> dict[str, Any]:
-    if isinstance(tool, CustomTool):
-        return {"type": "function", "function": custom_as_function(tool)}
-    fields = (
-        ("name", tool.name),
-        ("description", tool.description),
-        ("parameters", tool.parameters),
-        ("strict", tool.strict),
-    )
-    return {"type": "function", "function": {k: v for k, v in fields if v is not None}}
+def _allowed_name(tool: dict[str, Any], catalog: ToolCatalog) -> Any:
+    name = tool.get("name")
+    named = catalog.named(name) if isinstance(name, str) else None
+    return named.upstream if named is not None else name
 
 
-def custom_as_function(tool: CustomTool) -> dict[str, Any]:
+def chat_function(entry: Entry) -> dict[str, Any]:
+    """The `function` one catalog entry is offered as."""
+    if entry.kind == "custom":
+        function = custom_as_function(entry.tool, entry.upstream)
+    elif entry.kind == "function":
+        tool = entry.tool
+        fields = (
+            ("name", entry.upstream),
+            ("description", tool.description),
+            ("parameters", tool.parameters),
+            ("strict", tool.strict),
+        )
+        function = {k: v for k, v in fields if v is not None}
+    else:
+        return client_tools.function_for(entry)
+    if entry.namespace_description:
+        about = f"Part of {entry.namespace}: {entry.namespace_description}"
+        text = function.get("description")
+        function["description"] = f"{text}\n\n{about}" if text else about
+    return function
+
+
+def custom_as_function(tool: CustomTool, name: str | None = None) -> dict[str, Any]:
     """A custom tool as a function of one string, `input`; its format (a grammar or regex the
     upstream cannot enforce) is described to the model instead."""
     description = tool.description or ""
@@ -65,7 +91,7 @@ def custom_as_function(tool: CustomTool) -> dict[str, Any]:
         syntax = form.get("syntax", "grammar")
         description += f"\nThe input must match this {syntax}:\n{form['definition']}"
     function: dict[str, Any] = {
-        "name": tool.name,
+        "name": name or tool.name,
         "parameters": {
             "type": "object",
             "properties": {"input": {"type": "string"}},
@@ -76,10 +102,6 @@ def custom_as_function(tool: CustomTool) -> dict[str, Any]:
     if description.strip():
         function["description"] = description.strip()
     return function
-
-
-def custom_names(tools: tuple[Tool, ...]) -> frozenset[str]:
-    return frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
 
 
 def custom_input(arguments: str) -> str:
@@ -107,8 +129,10 @@ def usable_call_id(raw: object) -> str:
     return ids.new_id("call")
 
 
-def custom_tool_call_item(call_id: str, name: str, text: str, status: str) -> dict[str, Any]:
-    return {
+def custom_tool_call_item(
+    call_id: str, name: str, text: str, status: str, namespace: str | None = None
+) -> dict[str, Any]:
+    item = {
         "id": ids.new_id(ids.CUSTOM_TOOL_CALL),
         "type": "custom_tool_call",
         "status": status,
@@ -116,31 +140,44 @@ def custom_tool_call_item(call_id: str, name: str, text: str, status: str) -> di
         "name": name,
         "input": text,
     }
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
-def function_call_item(call: dict[str, Any], status: str) -> dict[str, Any]:
+def function_call_item(
+    call: dict[str, Any], status: str, entry: Entry | None = None
+) -> dict[str, Any]:
+    """A call of a function; `entry` (when the name is known) gives its own name and namespace."""
     function = call.get("function") or {}
-    return {
+    item = {
         "id": ids.new_id(ids.FUNCTION_CALL),
         "type": "function_call",
         "status": status,
         "arguments": function.get("arguments") or "",
         "call_id": usable_call_id(call.get("id")),
-        "name": function.get("name") or "",
+        "name": entry.name if entry is not None else function.get("name") or "",
     }
+    if entry is not None and entry.namespace is not None:
+        item["namespace"] = entry.namespace
+    return item
+
+
+def call_item(call: dict[str, Any], catalog: ToolCatalog, status: str) -> dict[str, Any]:
+    """One upstream tool call as the item of the tool its name maps to."""
+    function = call.get("function") or {}
+    entry = catalog.entry(function.get("name"))
+    arguments = function.get("arguments") or ""
+    if entry is None or entry.kind == "function":
+        return function_call_item(call, status, entry)
+    if entry.kind == "custom":
+        text = custom_input(arguments)
+        return custom_tool_call_item(call.get("id", ""), entry.name, text, status, entry.namespace)
+    return client_tools.call_item(entry, usable_call_id(call.get("id")), arguments, status)
 
 
 def call_items(
-    calls: list[dict[str, Any]], custom_names: frozenset[str], status: str
+    calls: list[dict[str, Any]], catalog: ToolCatalog, status: str
 ) -> list[dict[str, Any]]:
-    """A chat answer's `tool_calls` as output items, custom tools' as `custom_tool_call`."""
-    items: list[dict[str, Any]] = []
-    for call in calls:
-        function = call.get("function") or {}
-        name = function.get("name")
-        if name in custom_names:
-            text = custom_input(function.get("arguments") or "")
-            items.append(custom_tool_call_item(call.get("id", ""), name, text, status))
-        else:
-            items.append(function_call_item(call, status))
-    return items
+    """A chat answer's `tool_calls` as output items."""
+    return [call_item(call, catalog, status) for call in calls]

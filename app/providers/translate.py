@@ -13,8 +13,10 @@ from typing import Any
 
 from app import ids
 from app.config import ModelRoute
-from app.providers import logprobs, tool_mapping
+from app.providers import client_tools, logprobs, tool_mapping, tool_replay
 from app.providers.base import GenerationRequest, GenerationResult, UpstreamProtocolError
+from app.providers.catalog import ToolCatalog, catalog_for
+from app.wire.items import CALL_TYPES, OUTPUT_TYPES
 from app.wire.responses import InputTokensDetails, OutputTokensDetails, ResponseUsage
 from app.wire.tools import FormatJsonObject, FormatJsonSchema
 
@@ -24,19 +26,27 @@ INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_
 _CHAT_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
-def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any]:
+def to_chat_body(
+    request: GenerationRequest, route: ModelRoute, catalog: ToolCatalog | None = None
+) -> dict[str, Any]:
     """The `/chat/completions` body for one generation."""
     params = request.params
+    catalog = catalog or catalog_for(request.tools, request.context)
     body: dict[str, Any] = {
         "model": route.upstream_model or request.model,
         "messages": to_chat_messages(
-            request.instructions, request.context, replay_reasoning=route.replay_reasoning
+            request.instructions,
+            request.context,
+            replay_reasoning=route.replay_reasoning,
+            catalog=catalog,
         ),
     }
     optional = {
         "temperature": params.temperature,
         "top_p": params.top_p,
         "top_k": params.top_k if route.forward_top_k else None,
+        "presence_penalty": params.presence_penalty,
+        "frequency_penalty": params.frequency_penalty,
         "metadata": (params.metadata or None) if route.forward_metadata else None,
         "verbosity": _verbosity(params) if route.forward_verbosity else None,
         "user": params.user,
@@ -48,31 +58,41 @@ def to_chat_body(request: GenerationRequest, route: ModelRoute) -> dict[str, Any
     body.update({key: value for key, value in optional.items() if value is not None})
     if params.reasoning is not None and params.reasoning.effort is not None:
         body["reasoning_effort"] = params.reasoning.effort
-    tool_mapping.add_tools(body, request)
+    tool_mapping.add_tools(body, request, catalog)
     body.update(logprobs.request_fields(params.include, params.top_logprobs))
     _add_response_format(body, request, route)
     return body
 
 
 def to_chat_messages(
-    instructions: str | None, context: list[dict[str, Any]], *, replay_reasoning: bool = False
+    instructions: str | None,
+    context: list[dict[str, Any]],
+    *,
+    replay_reasoning: bool = False,
+    catalog: ToolCatalog | None = None,
 ) -> list[dict[str, Any]]:
+    """Items → chat messages. Calls of any tool join the assistant turn under the name their
+    tool is offered as now; outputs become tool messages. Screenshots ride in a user message
+    after the turn's tool messages (a tool message holds text only, and a user message between
+    them would cut the turn). Items that only define tools (`additional_tools`) say nothing."""
+    catalog = catalog or ToolCatalog([])
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
     reasoning: str | None = None  # waiting for the assistant turn it belongs to
+    images: list[dict[str, Any]] = []  # screenshots waiting for the end of the tool messages
     for item in context:
         kind = item["type"]
         if kind == "reasoning":
             reasoning = reasoning_text(item) if replay_reasoning else None
             continue
+        if images and kind not in OUTPUT_TYPES:
+            messages.append({"role": "user", "content": images})
+            images = []
         if kind == "message":
             messages.append(_chat_message(item))
-        elif kind == "function_call":
-            _attach_tool_call(messages, item)
-        elif kind == "custom_tool_call":
-            arguments = json.dumps({"input": item["input"]})
-            _attach_tool_call(messages, {**item, "arguments": arguments})
+        elif kind in CALL_TYPES:
+            _attach_tool_call(messages, tool_replay.as_call(item, catalog))
         elif kind == "mcp_call":
             _add_mcp_call(messages, item)
         elif kind in ("function_call_output", "custom_tool_call_output"):
@@ -83,9 +103,15 @@ def to_chat_messages(
                     "content": _text_of(item["output"]),
                 }
             )
+        elif kind in OUTPUT_TYPES:
+            messages.append(tool_replay.tool_message(item, catalog))
+            if kind == "computer_call_output" and (part := client_tools.screenshot_part(item)):
+                images.append(part)
         if reasoning and messages and messages[-1]["role"] == "assistant":
             messages[-1]["reasoning_content"] = reasoning
         reasoning = None
+    if images:
+        messages.append({"role": "user", "content": images})
     return messages
 
 
@@ -178,7 +204,7 @@ def _add_response_format(
 
 
 def from_chat_completion(
-    payload: Any, custom_names: frozenset[str] = frozenset(), *, with_logprobs: bool = False
+    payload: Any, catalog: ToolCatalog | None = None, *, with_logprobs: bool = False
 ) -> GenerationResult:
     """Output items, usage and status from a chat completion; a bad shape is a protocol error."""
     try:
@@ -197,7 +223,8 @@ def from_chat_completion(
         tokens = logprobs.from_choice(choice) if with_logprobs else []
         item = message_item(message.get("content"), message.get("refusal"), item_status, tokens)
         output.append(item)
-    output += tool_mapping.call_items(message.get("tool_calls") or [], custom_names, item_status)
+    calls = message.get("tool_calls") or []
+    output += tool_mapping.call_items(calls, catalog or ToolCatalog([]), item_status)
     return GenerationResult(
         output=output,
         usage=usage_from(payload.get("usage")),

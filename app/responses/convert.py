@@ -9,7 +9,7 @@ import msgspec
 
 from app.db.models import ResponseRow
 from app.wire import hosted_tools
-from app.wire.hosted_tools import HostedToolSpec
+from app.wire.hosted_tools import HostedToolSpec, McpTool, WebSearchTool
 from app.wire.responses import (
     ConversationRef,
     CreateResponseRequest,
@@ -18,7 +18,7 @@ from app.wire.responses import (
     ResponseError,
     ResponseUsage,
 )
-from app.wire.tools import CustomTool, FunctionTool, Tool, echo_tool
+from app.wire.tools import Tool, echo_tool
 
 _DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
 
@@ -29,11 +29,13 @@ def echoed_params(
     """The request parameters as the Response echoes them, OpenAI's defaults filled in."""
     reasoning = request.reasoning
     return {
+        "frequency_penalty": request.frequency_penalty or 0.0,
         "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": request.max_tool_calls,
         "parallel_tool_calls": (
             True if request.parallel_tool_calls is None else request.parallel_tool_calls
         ),
+        "presence_penalty": request.presence_penalty or 0.0,
         "prompt": msgspec.to_builtins(request.prompt) if request.prompt else None,
         "prompt_cache_key": request.prompt_cache_key,
         "prompt_cache_retention": request.prompt_cache_retention,
@@ -50,15 +52,17 @@ def echoed_params(
             "auto" if request.tool_choice is None else msgspec.to_builtins(request.tool_choice)
         ),
         "tools": [
-            echo_tool(tool)
-            if isinstance(tool, FunctionTool | CustomTool)
-            else hosted_tools.echo(tool)
+            hosted_tools.echo(tool)
+            if isinstance(tool, McpTool | WebSearchTool)
+            else echo_tool(tool)
             for tool in tools
         ],
         "top_logprobs": request.top_logprobs or 0,
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "truncation": request.truncation or "disabled",
         "user": request.user,
+        # Kept with the response for whoever reads the row; `to_wire` never echoes it.
+        "client_metadata": request.client_metadata,
     }
 
 
@@ -74,6 +78,8 @@ def to_wire(row: ResponseRow, output: list[dict[str, Any]]) -> Response:
             ConversationRef(row.conversation_id) if row.conversation_id else msgspec.UNSET
         ),
         error=msgspec.convert(row.error, ResponseError) if row.error else None,
+        # Rows stored before penalties were accepted have none: OpenAI's 0.0 then.
+        frequency_penalty=float(params.get("frequency_penalty") or 0.0),
         incomplete_details=(
             msgspec.convert(row.incomplete_details, IncompleteDetails)
             if row.incomplete_details
@@ -85,6 +91,7 @@ def to_wire(row: ResponseRow, output: list[dict[str, Any]]) -> Response:
         model=row.model,
         output=output,
         parallel_tool_calls=params["parallel_tool_calls"],
+        presence_penalty=float(params.get("presence_penalty") or 0.0),
         previous_response_id=row.previous_response_id,
         prompt=params["prompt"],
         prompt_cache_key=params["prompt_cache_key"],

@@ -29,6 +29,7 @@ from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows
+from app.responses.tool_checks import dropped_tools
 from app.responses.validation import check_route_accepts, prepare
 from app.runs import foreground, lease, loop
 from app.runs import outcome as outcomes
@@ -115,7 +116,7 @@ class ResponseService:
         `history`, when given, is what `previous_response_id` continues, instead of the stored
         chain: a WebSocket connection holds its last response's context, which an unstored
         (`store: false`) response has nowhere else."""
-        prepared = prepare(request)
+        prepared = prepare(request, dropped_tools(self._runtime.providers, request.model))
         route, provider = self._runtime.providers.resolve(prepared.model)
         fitter = fitting.for_request(
             request, prepared.model, route, self._runtime.sealer, prepared.tools

@@ -13,7 +13,15 @@ import msgspec
 from app import ids
 from app.config import ModelRoute
 from app.errors import InvalidRequest, invalid_value, not_supported
+from app.responses.tool_checks import (
+    TOOL_TYPES,
+    check_unique,
+    function_tools,
+    parse_namespace,
+)
 from app.wire import codec
+from app.wire.client_tools import CLIENT_TOOL_TYPES
+from app.wire.client_tools import parse_tool as parse_client_tool
 from app.wire.hosted_tools import WEB_SEARCH_TYPES, HostedToolSpec, McpTool, WebSearchTool
 from app.wire.items import (
     KNOWN_UNSUPPORTED_INPUT_TYPES,
@@ -22,6 +30,7 @@ from app.wire.items import (
     Message,
 )
 from app.wire.responses import CreateResponseRequest
+from app.wire.tool_items import AdditionalTools, ToolSearchOutput
 from app.wire.tools import (
     HOSTED_TOOL_TYPES,
     CustomTool,
@@ -61,8 +70,11 @@ class PreparedRequest(msgspec.Struct, frozen=True):
         return self.parsed_tools.client
 
 
-def prepare(request: CreateResponseRequest) -> PreparedRequest:
-    """Validate what a msgspec type cannot say alone; raise the 400 OpenAI would send."""
+def prepare(
+    request: CreateResponseRequest, dropped: frozenset[str] = frozenset()
+) -> PreparedRequest:
+    """Validate what a msgspec type cannot say alone; raise the 400 OpenAI would send.
+    `dropped`: the hosted tool types the model's route leaves out rather than refuses."""
     if request.model is msgspec.UNSET or not request.model:
         raise InvalidRequest(
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
@@ -84,12 +96,12 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
         raise InvalidRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
-    tools = parse_tools(request.tools or [])
+    tools = parse_tools(request.tools or [], dropped=dropped)
     _check_tool_choice(request, tools.client)
     _check_hosted_choice(request, tools.hosted)
     return PreparedRequest(
         model=request.model,
-        input_items=parse_input(request.input),
+        input_items=parse_input(request.input, dropped=dropped),
         parsed_tools=tools,
         request=request,
         conversation_id=_conversation_id(request),
@@ -119,8 +131,14 @@ def _conversation_id(request: CreateResponseRequest) -> str | None:
     return value
 
 
-def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") -> list[InputItem]:
-    """A string is one user message; a list is decoded item by item, easy messages tagged."""
+def parse_input(
+    raw: str | list[dict[str, Any]] | None,
+    param: str = "input",
+    dropped: frozenset[str] = frozenset(),
+) -> list[InputItem]:
+    """A string is one user message; a list is decoded item by item, easy messages tagged.
+    The tools an item carries (`additional_tools`, `tool_search_output`) are checked as the
+    request's `tools` are."""
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -145,20 +163,27 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
             raise not_supported(f"{at}.type", f"Input items of type '{kind}'")
         elif kind not in SUPPORTED_INPUT_TYPES:
             raise invalid_value(f"{at}.type", kind, SUPPORTED_INPUT_TYPES)
-        items.append(codec.convert(value, InputItem, at=at))  # type: ignore[arg-type]
+        item: InputItem = codec.convert(value, InputItem, at=at)  # type: ignore[arg-type]
+        if isinstance(item, AdditionalTools | ToolSearchOutput):
+            parse_tools(item.tools, param=f"{at}.tools", dropped=dropped)
+        items.append(item)
     return items
 
 
-def parse_tools(raw: list[dict[str, Any]]) -> ParsedTools:
+def parse_tools(
+    raw: list[dict[str, Any]], param: str = "tools", dropped: frozenset[str] = frozenset()
+) -> ParsedTools:
+    """`dropped`: the hosted tool types the model's route leaves out rather than refuses."""
     client: list[Tool] = []
-    names: list[tuple[int, str]] = []
     hosted: list[tuple[int, HostedToolSpec]] = []
     echoed: list[Tool | HostedToolSpec] = []
     for index, value in enumerate(raw):
-        at = f"tools[{index}]"
+        at = f"{param}[{index}]"
         kind = value.get("type")
         if not isinstance(kind, str):
             raise codec.invalid_type(f"{at}.type", "a string", kind)
+        if kind in dropped:
+            continue  # the route leaves this hosted tool out (its `drop_hosted_tools`)
         tool: Tool | HostedToolSpec
         if kind == "mcp":
             tool = _mcp_tool(codec.convert(value, McpTool, at=at), at)
@@ -166,6 +191,12 @@ def parse_tools(raw: list[dict[str, Any]]) -> ParsedTools:
         elif kind in WEB_SEARCH_TYPES:
             tool = codec.convert(value, WebSearchTool, at=at)
             hosted.append((index, tool))
+        elif kind in CLIENT_TOOL_TYPES:
+            tool = parse_client_tool(value, at)
+            client.append(tool)
+        elif kind == "namespace":
+            tool = parse_namespace(value, at)
+            client.append(tool)
         elif kind in HOSTED_TOOL_TYPES:
             raise not_supported(f"{at}.type", f"The '{kind}' tool")
         elif kind in ("custom", "function"):
@@ -175,14 +206,22 @@ def parse_tools(raw: list[dict[str, Any]]) -> ParsedTools:
                 else codec.convert(value, FunctionTool, at=at)
             )
             client.append(own)
-            names.append((index, own.name))
             tool = own
         else:
-            raise invalid_value(f"{at}.type", kind, ["function", "custom", "mcp", "web_search"])
+            supported = ["function", "custom", *TOOL_TYPES, "mcp", "web_search"]
+            raise invalid_value(f"{at}.type", kind, supported)
         echoed.append(tool)
-    _check_unique(names, "name")
-    labels = [(index, spec.server_label) for index, spec in hosted if isinstance(spec, McpTool)]
-    _check_unique(labels, "server_label")
+    check_unique(client, param)
+    seen: set[str] = set()
+    for index, spec in hosted:
+        if isinstance(spec, McpTool):
+            if spec.server_label in seen:
+                raise InvalidRequest(
+                    f"Duplicate MCP server_label: '{spec.server_label}'.",
+                    param=f"{param}[{index}].server_label",
+                    code="invalid_value",
+                )
+            seen.add(spec.server_label)
     return ParsedTools(tuple(client), tuple(hosted), tuple(echoed))
 
 
@@ -199,19 +238,6 @@ def _mcp_tool(tool: McpTool, at: str) -> McpTool:
             code="missing_required_parameter",
         )
     return tool
-
-
-def _check_unique(names: list[tuple[int, str]], field: str) -> None:
-    seen: set[str] = set()
-    for index, name in names:
-        if name in seen:
-            label = "tool name" if field == "name" else "MCP server_label"
-            raise InvalidRequest(
-                f"Duplicate {label}: '{name}'.",
-                param=f"tools[{index}].{field}",
-                code="invalid_value",
-            )
-        seen.add(name)
 
 
 def _check_exclusive(request: CreateResponseRequest) -> None:
@@ -303,7 +329,8 @@ def _check_hosted_choice(
 
 
 def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> None:
-    names = {tool.name for tool in tools}
+    functions = function_tools(tools)
+    names = {tool.name for tool in functions}
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceFunction | ToolChoiceCustom):
         named, wanted = (
@@ -311,7 +338,7 @@ def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) 
             if isinstance(choice, ToolChoiceFunction)
             else ("custom", CustomTool)
         )
-        if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in tools):
+        if not any(isinstance(tool, wanted) and tool.name == choice.name for tool in functions):
             raise InvalidRequest(
                 f"Tool choice '{named}' not found in 'tools' parameter: '{choice.name}'.",
                 param="tool_choice",

@@ -21,6 +21,7 @@ from app.db.session import unit_of_work
 from app.errors import InvalidRequest
 from app.providers.base import ProviderError
 from app.responses import references
+from app.responses.tool_checks import dropped_tools
 from app.responses.validation import PreparedRequest, prepare
 from app.runtime import Runtime
 from app.wire.items import stored_body
@@ -95,7 +96,7 @@ class WindowService:
         )
 
     def _prepare(self, request: CreateResponseRequest) -> tuple[PreparedRequest, Fitter]:
-        prepared = prepare(request)
+        prepared = prepare(request, dropped_tools(self._runtime.providers, request.model))
         route, _ = self._runtime.providers.resolve(prepared.model)
         fitter = fitting.for_request(
             request, prepared.model, route, self._runtime.sealer, prepared.tools

@@ -14,6 +14,13 @@ Per item the events are:
                    → output_text.done / refusal.done → content_part.done → output_item.done
     function_call  output_item.added → function_call_arguments.delta … → …arguments.done
                    → output_item.done
+    custom_tool_call  output_item.added → custom_tool_call_input.delta → …input.done
+                   → output_item.done (the text is whole only when the call is)
+    shell_call     output_item.added → per command: shell_call_command.added → .delta → .done
+                   → output_item.done
+    other calls of client-executed tools (local_shell_call, apply_patch_call, computer_call,
+    tool_search_call): output_item.added → output_item.done, both once the call is whole,
+    because their fields are parsed from the call's complete JSON arguments
     reasoning      output_item.added → content_part.added(reasoning_text) → reasoning_text.delta …
                    → reasoning_text.done → content_part.done → output_item.done
 """
@@ -25,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from app.providers import logprobs, tool_mapping, translate
+from app.providers import client_tools, logprobs, tool_mapping, translate
 from app.providers.base import (
     Delta,
     ReasoningDelta,
@@ -33,6 +40,7 @@ from app.providers.base import (
     TextDelta,
     ToolCallDelta,
 )
+from app.providers.catalog import Entry, ToolCatalog
 
 Event = dict[str, Any]
 
@@ -59,13 +67,15 @@ class Emitter:
         obfuscate: bool = True,
         max_tool_calls: int | None = None,
         first_sequence: int = 0,
-        custom_tools: frozenset[str] = frozenset(),
+        tools: ToolCatalog | None = None,
     ) -> None:
         self.output: list[dict[str, Any]] = []
-        # Custom tools travel upstream as one-string functions: their JSON arguments are
-        # gathered and the free text streams as one input delta when the call is whole.
-        self._custom_tools = custom_tools
-        self._custom_arguments = ""
+        # What each upstream function name stands for. Custom and client-executed tools
+        # travel upstream as functions: their JSON arguments are gathered, and their events
+        # go out when the call is whole.
+        self._tools = tools or ToolCatalog([])
+        self._gathered = ""
+        self._gathering: Entry | None = None
         self._sequence = first_sequence
         self._obfuscate = obfuscate
         self._max_tool_calls = max_tool_calls
@@ -97,6 +107,8 @@ class Emitter:
             return []
         self._open = None
         self._open_tool_index = None
+        if self._gathering is not None:
+            return self._close_gathered(self._gathering, item, status)
         index = len(self.output) - 1
         events: list[Event] = []
         if item["type"] == "custom_tool_call":
@@ -173,25 +185,16 @@ class Emitter:
             return events
         item = self._open
         calls = ("function_call", "custom_tool_call")
-        if item is None or item["type"] not in calls or self._open_tool_index != delta.index:
+        in_call = item is not None and (item["type"] in calls or self._gathering is not None)
+        if item is None or not in_call or self._open_tool_index != delta.index:
             if self._max_tool_calls is not None and self._tool_calls_seen >= self._max_tool_calls:
                 return []  # max_tool_calls: further calls are ignored, as at OpenAI
             events.extend(self.close("completed"))
-            if delta.name in self._custom_tools:
-                item = tool_mapping.custom_tool_call_item(
-                    delta.call_id or "", delta.name or "", "", "in_progress"
-                )
-                self._custom_arguments = ""
-            else:
-                item = tool_mapping.function_call_item(
-                    {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}},
-                    "in_progress",
-                )
             self._tool_calls_seen += 1
             self._open_tool_index = delta.index
-            self._add(item, events)
-        if item["type"] == "custom_tool_call":
-            self._custom_arguments += delta.arguments
+            item = self._open_call(delta, events)
+        if self._gathering is not None or item["type"] == "custom_tool_call":
+            self._gathered += delta.arguments
             return events
         if delta.name and not item["name"]:
             item["name"] = delta.name
@@ -207,8 +210,53 @@ class Emitter:
             )
         return events
 
+    def _open_call(self, delta: ToolCallDelta, events: list[Event]) -> dict[str, Any]:
+        """The item of a new call. A client-executed tool's is held out of the output until it
+        is whole (a stream cut short leaves no half-parsed call behind)."""
+        entry = self._tools.entry(delta.name)
+        self._gathered = ""
+        if entry is not None and entry.kind not in ("function", "custom"):
+            self._gathering = entry
+            held = {"type": entry.kind, "call_id": delta.call_id or ""}
+            self._open = held
+            return held
+        if entry is not None and entry.kind == "custom":
+            item = tool_mapping.custom_tool_call_item(
+                delta.call_id or "", entry.name, "", "in_progress", entry.namespace
+            )
+        else:
+            call = {"id": delta.call_id, "function": {"name": delta.name, "arguments": ""}}
+            item = tool_mapping.function_call_item(call, "in_progress", entry)
+        self._add(item, events)
+        return item
+
+    def _close_gathered(self, entry: Entry, held: dict[str, Any], status: str) -> list[Event]:
+        call_id = tool_mapping.usable_call_id(held["call_id"])
+        item = client_tools.call_item(entry, call_id, self._gathered, status)
+        self._gathering = None
+        index = len(self.output)
+        self.output.append(item)
+        added = {**item, "status": "in_progress"}
+        events = [self.event("response.output_item.added", output_index=index, item=added)]
+        if item["type"] == "shell_call":
+            events += self._shell_commands(item["action"]["commands"], index)
+        events.append(self.event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def _shell_commands(self, commands: list[str], index: int) -> list[Event]:
+        """OpenAI's shell events carry no item_id, only the output and command indexes."""
+        events: list[Event] = []
+        for number, command in enumerate(commands):
+            where = {"output_index": index, "command_index": number}
+            events.append(self.event("response.shell_call_command.added", **where, command=""))
+            events.append(
+                self._delta_event("response.shell_call_command.delta", **where, delta=command)
+            )
+            events.append(self.event("response.shell_call_command.done", **where, command=command))
+        return events
+
     def _close_custom(self, item: dict[str, Any], index: int) -> list[Event]:
-        item["input"] = text = tool_mapping.custom_input(self._custom_arguments)
+        item["input"] = text = tool_mapping.custom_input(self._gathered)
         where = {"item_id": item["id"], "output_index": index}
         return [
             self._delta_event("response.custom_tool_call_input.delta", **where, delta=text),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from app.providers.tool_mapping import custom_names
+from app.providers.catalog import catalog_for
 from app.responses import convert
 from app.runs import loop
 from app.runs import outcome as outcomes
@@ -52,7 +52,7 @@ async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=outcomes.tool_call_cap(params),
-        custom_tools=custom_names(started.generation.tools),
+        tools=catalog_for(started.generation.tools, started.generation.context),
     )
     run = loop.StreamRun(
         started.provider,

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from app.providers.base import GenerationRequest
+from app.providers.catalog import catalog_for
 from app.runs.emitter import Emitter, RawCall
 from app.tools import approvals
 from app.tools.base import EventSink, HostedTool, ItemEvents, Opened
@@ -52,7 +53,8 @@ class HostedTurns:
         self.model_calls += 1
         if not self.toolset:
             return self._base
-        client_names = {tool.name for tool in self._base.tools}
+        offered = catalog_for(self._base.tools, self.context)
+        client_names = {entry.upstream for entry in offered.entries}
         hosted = self.toolset.offered(client_names)
         self._emitter.hosted_names = self.toolset.names
         spent = self._calls_left == 0 or self.model_calls >= MAX_MODEL_CALLS

@@ -27,7 +27,7 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
-from app.providers.tool_mapping import custom_names
+from app.providers.catalog import catalog_for
 from app.responses import convert, repository
 from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
@@ -57,7 +57,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     emitter = Emitter(
         obfuscate=options is None or options.include_obfuscation is not False,
         max_tool_calls=outcomes.tool_call_cap(params),
-        custom_tools=custom_names(started.generation.tools),
+        tools=catalog_for(started.generation.tools, started.generation.context),
         first_sequence=ANNOUNCED_EVENTS,
     )
     snapshot = convert.to_wire(row, [])
@@ -112,12 +112,12 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         stored = dict(row.request or {})
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)
-        parsed = parse_tools(request.tools or [])
+        route, provider = runtime.providers.resolve(row.model)
+        parsed = parse_tools(request.tools or [], dropped=frozenset(route.drop_hosted_tools))
         tools = parsed.client
         hosted = toolset.build(
             parsed.indexed_hosted, runtime.settings, runtime.http, request.include
         )
-        route, provider = runtime.providers.resolve(row.model)
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
         failure: outcomes.Outcome | None = None

@@ -12,6 +12,7 @@ import msgspec
 
 from app.db.base import utcnow
 from app.providers.base import GenerationResult, ProviderError
+from app.wire.items import CALL_TYPES
 from app.wire.responses import CreateResponseRequest
 
 
@@ -84,7 +85,7 @@ def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dic
     kept: list[dict[str, Any]] = []
     calls = 0
     for item in output:
-        if item["type"] in ("function_call", "custom_tool_call"):
+        if item["type"] in CALL_TYPES:
             calls += 1
             if calls > limit:
                 continue

@@ -12,6 +12,11 @@ MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=16)]
 
 ListLimit = Annotated[int, msgspec.Meta(ge=1, le=100)]
+
+# Shared by input items and tools (app/wire/items.py, tool_items.py, tools.py).
+CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
 Order = Literal["asc", "desc"]
 
 IncludeValue = Literal[

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app import ids
+from app.wire import tool_items
+from app.wire.common import CallId, ItemStatus, ToolName
 from app.wire.content import (
     MAX_TEXT,
     InputContent,
@@ -21,10 +23,6 @@ from app.wire.content import (
     Refusal,
     SummaryText,
 )
-
-CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-ItemStatus = Literal["in_progress", "completed", "incomplete"]
 
 
 class Message(msgspec.Struct, tag="message", tag_field="type"):
@@ -79,6 +77,7 @@ class CustomToolCall(msgspec.Struct, tag="custom_tool_call", tag_field="type"):
     input: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
     id: str | None = None
     status: ItemStatus | None = None
+    namespace: str | None = None
 
 
 class CustomToolCallOutput(msgspec.Struct, tag="custom_tool_call_output", tag_field="type"):
@@ -159,6 +158,7 @@ InputItem = (
     | McpCall
     | McpListTools
     | WebSearchCall
+    | tool_items.ToolItem
 )
 
 SUPPORTED_INPUT_TYPES = [
@@ -175,28 +175,24 @@ SUPPORTED_INPUT_TYPES = [
     "mcp_call",
     "mcp_list_tools",
     "web_search_call",
+    *tool_items.TOOL_ITEM_TYPES,
 ]
 # Item types OpenAI accepts as input that belong to tools or features Rapport does not run yet.
 KNOWN_UNSUPPORTED_INPUT_TYPES = frozenset(
     {
         "compaction_trigger",
         "file_search_call",
-        "computer_call",
-        "computer_call_output",
         "image_generation_call",
         "code_interpreter_call",
-        "local_shell_call",
-        "local_shell_call_output",
-        "shell_call",
-        "shell_call_output",
-        "apply_patch_call",
-        "apply_patch_call_output",
-        "tool_search_call",
-        "tool_search_output",
-        "additional_tools",
         "program",
         "program_output",
     }
+)
+
+# Every item that asks a client to run a tool, and every item that answers one by `call_id`.
+CALL_TYPES = frozenset({"function_call", "custom_tool_call", *tool_items.CALL_TYPES})
+OUTPUT_TYPES = frozenset(
+    {"function_call_output", "custom_tool_call_output", *tool_items.OUTPUT_TYPES}
 )
 
 _ID_PREFIX = {
@@ -218,7 +214,8 @@ _ID_PREFIX = {
 def new_item_id(kind: str, like: str) -> str:
     """A fresh id with the prefix OpenAI uses for items of this type, else the prefix of `like`
     (an id of the same kind of item)."""
-    return ids.new_id(_ID_PREFIX.get(kind) or like.split("_", 1)[0])
+    prefix = _ID_PREFIX.get(kind) or tool_items.ID_PREFIXES.get(kind)
+    return ids.new_id(prefix or like.split("_", 1)[0])
 
 
 def item_type(item: InputItem) -> str:
@@ -233,6 +230,8 @@ def stored_body(item: InputItem) -> dict[str, Any]:
     an id of ours, so replaying an earlier output creates a new input item rather than a clash.
     """
     kind = item_type(item)
+    if isinstance(item, tool_items.ToolItem):
+        return tool_items.stored_body(item)
     if isinstance(item, ItemReference):
         return {"type": kind, "id": item.id}  # resolved against the store before use
     if isinstance(item, HOSTED_ITEMS):
@@ -265,6 +264,8 @@ def stored_body(item: InputItem) -> dict[str, Any]:
         body["encrypted_content"] = item.encrypted_content
     elif isinstance(item, CustomToolCall):
         body.update(status="completed", call_id=item.call_id, name=item.name, input=item.input)
+        if item.namespace is not None:
+            body["namespace"] = item.namespace
     elif isinstance(item, CustomToolCallOutput):
         body.update(call_id=item.call_id, output=msgspec.to_builtins(item.output))
     else:

@@ -13,6 +13,7 @@ from app.wire.tools import ReasoningConfig, TextConfig, ToolChoice
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 TopP = Annotated[float, msgspec.Meta(ge=0, le=1)]
 TopLogprobs = Annotated[int, msgspec.Meta(ge=0, le=20)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 MaxOutputTokens = Annotated[int, msgspec.Meta(ge=16)]
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
 ResponseStatus = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
@@ -55,6 +56,8 @@ class CreateResponseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     top_p: TopP | None = None
     top_logprobs: TopLogprobs | None = None
     top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     max_output_tokens: MaxOutputTokens | None = None
     max_tool_calls: Annotated[int, msgspec.Meta(ge=0)] | None = None
     parallel_tool_calls: bool | None = None
@@ -76,6 +79,9 @@ class CreateResponseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     background_options: dict[str, Any] | None = None
     access_programs: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
+    # Codex CLI's own request tags (session, turn, …): kept with the response, never sent
+    # upstream and not echoed (OpenAI's Response has no such field).
+    client_metadata: dict[str, Any] | None = None
 
 
 class InputTokensDetails(msgspec.Struct):
@@ -108,7 +114,8 @@ class Response(msgspec.Struct, kw_only=True):
     """OpenAI's Response in the key order real traffic shows.
 
     Nullable fields stay on the wire as null; only `conversation` is left out when there is none,
-    as OpenAI does. `output_text` is an SDK convenience and is never sent.
+    as OpenAI does. `frequency_penalty`/`presence_penalty` are in no schema but on OpenAI's wire
+    (0.0 when unset). `output_text` is an SDK convenience and is never sent.
     """
 
     id: str
@@ -119,6 +126,7 @@ class Response(msgspec.Struct, kw_only=True):
     completed_at: int | None
     conversation: ConversationRef | msgspec.UnsetType = msgspec.UNSET
     error: ResponseError | None
+    frequency_penalty: float = 0.0
     incomplete_details: IncompleteDetails | None
     instructions: str | None
     max_output_tokens: int | None
@@ -126,6 +134,7 @@ class Response(msgspec.Struct, kw_only=True):
     model: str
     output: list[dict[str, Any]]
     parallel_tool_calls: bool
+    presence_penalty: float = 0.0
     previous_response_id: str | None
     prompt: dict[str, Any] | None = None
     prompt_cache_key: str | None

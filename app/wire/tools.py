@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.wire.items import ToolName
+from app.wire.client_tools import ClientTool, echo_client_tool
+from app.wire.common import ToolName
 
 
 class FunctionTool(msgspec.Struct, tag="function", tag_field="type"):
@@ -19,6 +20,7 @@ class FunctionTool(msgspec.Struct, tag="function", tag_field="type"):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    defer_loading: bool | None = None  # found through `tool_search` rather than offered
 
 
 class CustomTool(msgspec.Struct, tag="custom", tag_field="type"):
@@ -28,6 +30,15 @@ class CustomTool(msgspec.Struct, tag="custom", tag_field="type"):
     name: ToolName
     description: str | None = None
     format: dict[str, Any] | None = None
+    defer_loading: bool | None = None
+
+
+class NamespaceTool(msgspec.Struct, tag="namespace", tag_field="type"):
+    """Functions grouped under a name; their calls carry it as `namespace`."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    description: str
+    tools: Annotated[list[FunctionTool | CustomTool], msgspec.Meta(min_length=1)]
 
 
 HOSTED_TOOL_TYPES = frozenset(
@@ -37,21 +48,14 @@ HOSTED_TOOL_TYPES = frozenset(
         "web_search_2025_08_26",
         "web_search_preview",
         "web_search_preview_2025_03_11",
-        "computer",
-        "computer_use_preview",
         "mcp",
         "code_interpreter",
         "image_generation",
-        "local_shell",
-        "shell",
-        "apply_patch",
-        "namespace",
-        "tool_search",
         "programmatic_tool_calling",
     }
 )
 
-Tool = FunctionTool | CustomTool
+Tool = FunctionTool | CustomTool | NamespaceTool | ClientTool
 
 
 class ToolChoiceFunction(msgspec.Struct, tag="function", tag_field="type"):
@@ -142,15 +146,28 @@ class ReasoningConfig(msgspec.Struct):
 
 def echo_tool(tool: Tool) -> dict[str, Any]:
     """The tool as OpenAI echoes it on the Response: every key present, `strict` resolved."""
+    if isinstance(tool, NamespaceTool):
+        members = [echo_tool(member) for member in tool.tools]
+        return {
+            "type": "namespace",
+            "name": tool.name,
+            "description": tool.description,
+            "tools": members,
+        }
+    if not isinstance(tool, FunctionTool | CustomTool):
+        return echo_client_tool(tool)
     if isinstance(tool, CustomTool):
         echoed: dict[str, Any] = {"type": "custom", "name": tool.name}
         echoed["description"] = tool.description
         echoed["format"] = tool.format or {"type": "text"}
-        return echoed
-    return {
-        "type": "function",
-        "name": tool.name,
-        "description": tool.description,
-        "parameters": tool.parameters,
-        "strict": True if tool.strict is None else tool.strict,
-    }
+    else:
+        echoed = {
+            "type": "function",
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+            "strict": True if tool.strict is None else tool.strict,
+        }
+    if tool.defer_loading is not None:
+        echoed["defer_loading"] = tool.defer_loading
+    return echoed

@@ -179,6 +179,9 @@ def check_stream(events: list[Event]) -> dict[str, Any]:
             assert event["item"] == output[index]
             item = None
             continue
+        if kind.startswith("response.shell_call_command."):  # no item_id, as on OpenAI's wire
+            check_shell_command(event, texts, output[index])
+            continue
         assert event["item_id"] == item["id"]
         part_index = event.get("content_index")
         if kind == "response.content_part.added":
@@ -206,6 +209,18 @@ def check_stream(events: list[Event]) -> dict[str, Any]:
     assert item is None
     assert index + 1 == len(output)
     return response
+
+
+def check_shell_command(event: Event, texts: dict[int | None, str], item: Event) -> None:
+    """A shell call's commands stream one by one: added (empty), deltas, done (whole)."""
+    number = event["command_index"]
+    if event["type"].endswith(".added"):
+        assert number == len(texts)
+        texts[number] = event["command"]
+    elif event["type"].endswith(".delta"):
+        texts[number] += event["delta"]
+    else:
+        assert event["command"] == texts[number] == item["action"]["commands"][number]
 
 
 def squeeze(events: list[Event]) -> list[str]:

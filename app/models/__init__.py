@@ -1,0 +1,1 @@
+"""The Models API: which model names this Rapport serves."""

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -36,6 +36,7 @@ from app.responses.service import ResponseService
 from app.responses.window_service import WindowService
 from app.runs import jobs
 from app.runtime import Runtime
+from app.transports.websocket import WebSocketTransport
 
 
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
@@ -86,6 +87,15 @@ async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"status": "ready", "database_ms": database_ms, "queue": type(runtime.queue).__name__}
 
 
+@websocket("/v1/responses")
+async def responses_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    """WebSocket mode, on the very path of `POST /v1/responses`: Litestar (2.x throughout)
+    keeps an HTTP route and a websocket route of one path on one routing node, each scope type
+    reaching its own handler, so no ASGI dispatch of our own is needed."""
+    transport: WebSocketTransport = socket.app.state.websocket
+    await transport.serve(socket)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
 
@@ -101,6 +111,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
         app.state.prompt_service = PromptService(runtime.sessions)
+        app.state.websocket = WebSocketTransport(
+            app.state.authenticator, responses, app.state.prompt_service
+        )
         sweeper: asyncio.Task[None] | None = None
         if runtime.redis is None:
             # The embedded default runs background jobs, and repairs them, in this process.
@@ -116,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             ResponsesController,
+            responses_socket,
             ConversationsController,
             PromptsController,
             health,

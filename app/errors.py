@@ -103,5 +103,14 @@ def not_supported(param: str, what: str) -> InvalidRequest:
     )
 
 
+def unexpected(request_id: str) -> ServerFault:
+    """What a client is told of a bug of ours: that it happened and the id to quote, no more
+    (a message or a stack trace could hold a secret)."""
+    return ServerFault(
+        "The server had an error while processing your request. Sorry about that! You can retry "
+        f"your request. (Please include the request ID {request_id} in your message.)"
+    )
+
+
 def response_not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.")

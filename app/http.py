@@ -15,7 +15,14 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ids
-from app.errors import ApiError, ErrorBody, ErrorEnvelope, InvalidRequest, invalid_value
+from app.errors import (
+    ApiError,
+    ErrorBody,
+    ErrorEnvelope,
+    InvalidRequest,
+    invalid_value,
+    unexpected,
+)
 from app.wire import codec
 from app.wire.common import INCLUDE_VALUES
 
@@ -79,11 +86,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
             "path": request.url.path,
         },
     )
-    message = (
-        "The server had an error while processing your request. Sorry about that! You can retry "
-        f"your request. (Please include the request ID {request_id} in your message.)"
-    )
-    return error_response(500, ErrorEnvelope(ErrorBody(message, "server_error", None, None)), {})
+    fault = unexpected(str(request_id))
+    return error_response(fault.status_code, fault.envelope(), {})
 
 
 def query_list(request: Request[Any, Any, Any], name: str) -> list[str]:

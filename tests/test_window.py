@@ -168,3 +168,23 @@ def test_build_window_uses_cached_counts_and_plans_compaction_past_the_threshold
     rebuilt = planned.plan.rebuild(Entry(item, 0))
     assert [entry.body.get("role") for entry in rebuilt] == ["user", "assistant", "user", "user"]
     assert rebuilt[-1].current
+
+
+def test_a_kept_history_drops_counts_of_another_encoding() -> None:
+    """A history kept in memory (a WebSocket connection's last response) names the encoding
+    of its counts; a turn counting with another re-counts rather than trusting them."""
+    kept = History([user("a"), user("b")], [5, 6], encoding="o200k_base")
+    assert kept.counted_in("o200k_base") is kept
+    assert kept.counted_in("cl100k_base").counts == [None, None]
+    assert kept.counted_in("cl100k_base").bodies == kept.bodies
+    stored = History([user("a")], [5])  # read from the store: in the encoding asked for
+    assert stored.counted_in("cl100k_base") is stored
+
+
+def test_histories_follow_one_another() -> None:
+    past = History([user("a")], [1])
+    joined = History(encoding="o200k_base").followed_by(past, History([user("b")], [None]))
+    assert [body["id"] for body in joined.bodies] == ["msg_a", "msg_b"]
+    assert joined.counts == [1, None]
+    assert joined.encoding == "o200k_base"
+    assert past.bodies == [user("a")]  # the parts are left as they were

@@ -79,11 +79,14 @@ def build_window(
     *,
     sealer: compaction.Sealer,
     compact_threshold: int | None = None,
+    input_counts: list[int] | None = None,
 ) -> Window:
     """Render compactions, then fit to the budget — or plan a compaction when the rendered
     context passes `compact_threshold` (the answer's context is fitted after the summary)."""
+    if past.omitted_tokens and budget.truncation != "auto":
+        raise window.context_length_exceeded()  # the history was cut: it does not fit
     read_summary = compaction.summary_reader(sealer, counter)
-    history, current = entries(counter, past, input_bodies)
+    history, current = entries(counter, past, input_bodies, input_counts)
     input_counts = [entry.tokens for entry in current]
     rendered = window.render_compactions(history + current, read_summary)
     if compact_threshold is not None and window.total(rendered, budget) > compact_threshold:
@@ -102,14 +105,20 @@ def build_window(
 
 
 def entries(
-    counter: TokenCounter, past: History, input_bodies: list[dict[str, Any]]
+    counter: TokenCounter,
+    past: History,
+    input_bodies: list[dict[str, Any]],
+    input_counts: list[int] | None = None,
 ) -> tuple[list[Entry], list[Entry]]:
     """History and new input as counted entries: cached counts where the store has them."""
     history = [
         Entry(body, count if count is not None else item_tokens(counter, body))
         for body, count in zip(past.bodies, past.counts, strict=True)
     ]
-    current = [Entry(body, item_tokens(counter, body), current=True) for body in input_bodies]
+    counts = input_counts or [item_tokens(counter, body) for body in input_bodies]
+    current = [
+        Entry(body, count, current=True) for body, count in zip(input_bodies, counts, strict=True)
+    ]
     return history, current
 
 

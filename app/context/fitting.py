@@ -12,7 +12,7 @@ from typing import Any
 from app.config import ModelRoute
 from app.context import assembly, compaction
 from app.context.assembly import Window
-from app.context.history import History
+from app.context.history import Cut, History
 from app.tokens import models
 from app.tokens.counting import TokenCounter
 
@@ -42,12 +42,30 @@ class Fitter:
             tools=tools,
         )
         self.compact_threshold = assembly.compact_threshold_for(context_management, self.budget)
+        # The new input's counts, made once when `cut` sizes the history read.
+        self._input_counts: tuple[list[dict[str, Any]], list[int]] | None = None
 
     @property
     def encoding(self) -> str:
         return self.counter.encoding_name
 
+    def cut(self, input_bodies: list[dict[str, Any]]) -> Cut | None:
+        """How much history to read: the window less instructions, tools and this input (and
+        the answer's reserve, already out of the limit). None — read it all — without a
+        window, or when a compaction may need the whole history to summarize."""
+        if self.budget.limit is None or self.compact_threshold is not None:
+            return None
+        counts = self._input_counts = (input_bodies, self.counts(input_bodies))
+        budget = self.budget.limit - self.budget.fixed - sum(counts[1])
+        pinned = frozenset(
+            str(body["call_id"])
+            for body in input_bodies
+            if body.get("type") in ("function_call_output", "custom_tool_call_output")
+        )
+        return Cut(max(budget, 0), pinned)
+
     def window(self, past: History, input_bodies: list[dict[str, Any]]) -> Window:
+        known = self._input_counts
         return assembly.build_window(
             self.counter,
             self.budget,
@@ -55,6 +73,7 @@ class Fitter:
             input_bodies,
             sealer=self.sealer,
             compact_threshold=self.compact_threshold,
+            input_counts=known[1] if known is not None and known[0] is input_bodies else None,
         )
 
     def counts(self, bodies: list[dict[str, Any]]) -> list[int]:

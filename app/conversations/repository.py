@@ -12,13 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, ConversationItem, Item
 from app.db.scoping import owned
 from app.pagination import PageRequest
-from app.responses.repository import cached_count
 
 
 async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -74,34 +72,6 @@ async def append(session: AsyncSession, conversation_id: str, item_ids: Sequence
             for offset, item_id in enumerate(item_ids)
         ],
     )
-
-
-async def context_items(
-    session: AsyncSession, conversation_id: str, token_encoding: str
-) -> tuple[list[dict[str, Any]], list[int | None]]:
-    """The whole conversation, oldest first: the context a response on it continues from,
-    with each item's cached token count for `token_encoding` (None where there is none).
-
-    On Postgres bodies and counts come back as two JSON arrays (json_agg in seq order), each
-    decoded in one call: per-row result processing costs ≈ 16 µs an item, 160 ms at 10,000.
-    """
-    count = cached_count(Item.__table__)  # type: ignore[arg-type]
-    ordered = (
-        sa.select(Item.body, count)
-        .join(ConversationItem, ConversationItem.item_id == Item.id)
-        .where(ConversationItem.conversation_id == conversation_id)
-    )
-    parameters = {"token_encoding": token_encoding}
-    if session.get_bind().dialect.name == "postgresql":
-        bodies = sa.func.json_agg(aggregate_order_by(Item.body, ConversationItem.seq))
-        counts = sa.func.json_agg(aggregate_order_by(count, ConversationItem.seq))
-        aggregated = ordered.with_only_columns(
-            sa.type_coerce(bodies, sa.JSON()), sa.type_coerce(counts, sa.JSON())
-        )
-        row: Any = (await session.execute(aggregated, parameters)).one()
-        return list(row[0] or []), list(row[1] or [])
-    rows = (await session.execute(ordered.order_by(ConversationItem.seq), parameters)).all()
-    return [row[0] for row in rows], [row[1] for row in rows]
 
 
 async def page_items(

@@ -110,90 +110,11 @@ async def get_bodies(
     return list(rows)
 
 
-def cached_count(items: sa.Table) -> sa.ColumnElement[Any]:
-    """An item's cached token count, only where it was made with the encoding asked for."""
-    return sa.case(
-        (items.c.token_encoding == sa.bindparam("token_encoding"), items.c.token_count),
-        else_=sa.null(),
-    )
-
-
-def _chain_items_statement(lateral: bool) -> sa.Select[tuple[Any]]:
-    """Built once per dialect: the recursive walk by primary key, then each turn's items.
-
-    Every row of the walk is owner-scoped. Measured on analyzed tables, this plan is the fast
-    one (without the project filter Postgres hashes the whole table per level); on tables
-    never analyzed it degrades until autovacuum's first ANALYZE (bench/RESULTS.md). On
-    Postgres the items are read per turn through LATERAL, so each turn is an index range read
-    whatever the planner guesses of the chain's length (a hash join over all items otherwise).
-    """
-    responses = RESPONSES
-    chain = (
-        sa.select(responses.c.id, responses.c.previous_response_id, sa.literal(0).label("depth"))
-        .where(
-            responses.c.id == sa.bindparam("newest_id"),
-            responses.c.project_id == sa.bindparam("project_id"),
-        )
-        .cte("chain", recursive=True)
-    )
-    parent = responses.alias("parent")
-    chain = chain.union_all(
-        sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
-            parent.c.id == chain.c.previous_response_id,
-            parent.c.project_id == sa.bindparam("project_id"),
-        )
-    )
-    if not lateral:
-        return (
-            sa.select(ITEMS.c.body, cached_count(ITEMS))
-            .join(chain, ITEMS.c.response_id == chain.c.id)
-            .order_by(chain.c.depth.desc(), ITEMS.c.side, ITEMS.c.position)
-        )
-    turn = (
-        sa.select(
-            ITEMS.c.body, cached_count(ITEMS).label("token_count"), ITEMS.c.side, ITEMS.c.position
-        )
-        .where(ITEMS.c.response_id == chain.c.id)
-        .lateral("turn")
-    )
-    return (
-        sa.select(turn.c.body, turn.c.token_count)
-        .select_from(chain)
-        .join(turn, sa.true())
-        .order_by(chain.c.depth.desc(), turn.c.side, turn.c.position)
-    )
-
-
 ACTIVE_STATUSES = ("queued", "in_progress")
-_CHAIN_ITEMS = {
-    "postgresql": _chain_items_statement(lateral=True),
-    "sqlite": _chain_items_statement(lateral=False),
-}
 _INSERT_RESPONSE = sa.insert(RESPONSES)
 _INSERT_ITEMS = sa.insert(ITEMS)
 # One UPDATE per set of columns written, built on first use: a create writes the same set.
 _FINISH_STATEMENTS: dict[tuple[str, ...], sa.Update] = {}
-
-
-async def chain_items(
-    session: AsyncSession, project_id: str, newest_id: str, token_encoding: str
-) -> tuple[list[dict[str, Any]], list[int | None]]:
-    """Every item of `newest_id` and its ancestors, oldest turn first: one recursive query.
-
-    The recursive part walks `previous_response_id` links (ancestors may be deleted: a
-    deletion hides a response, it does not rewrite the history of its descendants); the join
-    reads each turn's input items, then its output items, in position order. Beside each body
-    comes its cached token count for `token_encoding` (None where there is none).
-    """
-    dialect = session.get_bind().dialect.name
-    statement = _CHAIN_ITEMS.get(dialect, _CHAIN_ITEMS["sqlite"])
-    parameters = {
-        "newest_id": newest_id,
-        "project_id": project_id,
-        "token_encoding": token_encoding,
-    }
-    rows = (await session.execute(statement, parameters)).all()
-    return [row[0] for row in rows], [row[1] for row in rows]
 
 
 async def soft_delete(

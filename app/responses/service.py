@@ -100,12 +100,21 @@ class ResponseService:
         return sse.frames(foreground.events(started, self))
 
     async def begin(
-        self, caller: Caller, request: CreateResponseRequest, launch: Launch | None = None
+        self,
+        caller: Caller,
+        request: CreateResponseRequest,
+        launch: Launch | None = None,
+        *,
+        history: History | None = None,
     ) -> Started:
         """Checks and unit of work #1. `launch` starts the generation as soon as the context is
         known, so the upstream call overlaps the inserts and the commit: the model's latency is
         the floor, and Rapport's first write need not add to it. Should the unit of work fail,
-        the launched run is cancelled and the client gets the error."""
+        the launched run is cancelled and the client gets the error.
+
+        `history`, when given, is what `previous_response_id` continues, instead of the stored
+        chain: a WebSocket connection holds its last response's context, which an unstored
+        (`store: false`) response has nowhere else."""
         prepared = prepare(request)
         route, provider = self._runtime.providers.resolve(prepared.model)
         fitter = fitting.for_request(
@@ -135,7 +144,9 @@ class ResponseService:
                 )
 
         try:
-            input_bodies = await self._start(row, input_bodies, store, fitter, context_ready, route)
+            input_bodies, past = await self._start(
+                row, input_bodies, store, fitter, context_ready, route, history
+            )
         except BaseException:
             if "launched" in made:
                 made["launched"].cancel()  # unit of work #1 failed: no model run for it
@@ -150,6 +161,10 @@ class ResponseService:
             plan=made["window"].plan,
             tools=tools,
             launched=made.get("launched"),
+            past=past,
+            input=History(
+                input_bodies, list(made["window"].input_counts), encoding=fitter.encoding
+            ),
         )
 
     @property
@@ -183,14 +198,19 @@ class ResponseService:
         fitter: Fitter,
         context_ready: Callable[[Window], None],
         route: ModelRoute,
-    ) -> list[dict[str, Any]]:
-        """Unit of work #1: resolve item references, read the history, check pairing, fit the
-        window, store the response and its input (with their token counts, the cache later
-        turns read). Returns the input as stored."""
+        history: History | None,
+    ) -> tuple[list[dict[str, Any]], History]:
+        """Unit of work #1: resolve item references, read the history (unless it is given),
+        check pairing, fit the window, store the response and its input (with their token
+        counts, the cache later turns read). Returns the input as stored, and the history."""
         async with unit_of_work(self._sessions) as session:
             input_bodies = await references.resolve(session, row.project_id, input_bodies)
             check_route_accepts(route, input_bodies)
-            past = await self._history(session, row, fitter.encoding)
+            if history is None:
+                cut = fitter.cut(input_bodies)
+                past = await self._history(session, row, fitter.encoding, cut)
+            else:
+                past = history.counted_in(fitter.encoding)
             assembly.check_tool_pairing(past.bodies + input_bodies)
             approvals.check(past.bodies + input_bodies)
             window = fitter.window(past, input_bodies)
@@ -207,11 +227,14 @@ class ResponseService:
                     token_counts=window.input_counts,
                     token_encoding=fitter.encoding,
                 )
-        return input_bodies
+        return input_bodies, past
 
-    async def _history(self, session: AsyncSession, row: ResponseRow, encoding: str) -> History:
+    async def _history(
+        self, session: AsyncSession, row: ResponseRow, encoding: str, cut: history.Cut | None
+    ) -> History:
         if row.conversation_id is None:
-            return await history.chain(session, row.project_id, row.previous_response_id, encoding)
+            previous = row.previous_response_id
+            return await history.chain(session, row.project_id, previous, encoding, cut)
         # A queued background response holds the conversation until a worker takes it and
         # renews the lease like any running response.
         seconds = self._runtime.settings.lease_seconds
@@ -223,6 +246,7 @@ class ResponseService:
             row.created_at,
             QUEUED_LEASE_SECONDS if row.background else seconds,
             encoding,
+            cut,
         )
 
     async def _finish(self, started: Started, outcome: outcomes.Outcome) -> None:

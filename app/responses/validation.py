@@ -26,10 +26,12 @@ from app.wire.tools import (
     HOSTED_TOOL_TYPES,
     CustomTool,
     FunctionTool,
+    HostedChoice,
     Tool,
     ToolChoiceAllowed,
     ToolChoiceCustom,
     ToolChoiceFunction,
+    ToolChoiceMcp,
 )
 
 
@@ -84,6 +86,7 @@ def prepare(request: CreateResponseRequest) -> PreparedRequest:
         )
     tools = parse_tools(request.tools or [])
     _check_tool_choice(request, tools.client)
+    _check_hosted_choice(request, tools.hosted)
     return PreparedRequest(
         model=request.model,
         input_items=parse_input(request.input),
@@ -274,6 +277,29 @@ def check_route_accepts(route: ModelRoute, bodies: list[dict[str, Any]]) -> None
                     param=f"input[{index}].content[{part_index}]",
                     code="unsupported_parameter",
                 )
+
+
+def _check_hosted_choice(
+    request: CreateResponseRequest, hosted: tuple[HostedToolSpec, ...]
+) -> None:
+    choice = request.tool_choice
+    if not isinstance(choice, HostedChoice):
+        return
+    if isinstance(choice, ToolChoiceMcp):
+        found = any(
+            isinstance(spec, McpTool) and spec.server_label == choice.server_label
+            for spec in hosted
+        )
+        named = f"mcp' with server_label '{choice.server_label}"
+    else:
+        found = any(isinstance(spec, WebSearchTool) for spec in hosted)
+        named = msgspec.to_builtins(choice)["type"]
+    if not found:
+        raise InvalidRequest(
+            f"Tool choice '{named}' not found in 'tools' parameter.",
+            param="tool_choice",
+            code="invalid_value",
+        )
 
 
 def _check_tool_choice(request: CreateResponseRequest, tools: tuple[Tool, ...]) -> None:

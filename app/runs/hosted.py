@@ -21,6 +21,7 @@ from app.runs.emitter import Emitter, RawCall
 from app.tools import approvals
 from app.tools.base import EventSink, HostedTool, ItemEvents, Opened
 from app.tools.toolset import Toolset
+from app.wire.tools import HostedChoice, ToolChoice, ToolChoiceAllowed, ToolChoiceFunction
 
 # Model calls one response may make; the last is offered no hosted tool, so it answers.
 MAX_MODEL_CALLS = 16
@@ -56,7 +57,22 @@ class HostedTurns:
         self._emitter.hosted_names = self.toolset.names
         spent = self._calls_left == 0 or self.model_calls >= MAX_MODEL_CALLS
         tools = self._base.tools if spent else (*self._base.tools, *hosted)
-        return msgspec.structs.replace(self._base, context=self.context, tools=tools)
+        params = self._base.params
+        if isinstance(params.tool_choice, HostedChoice):
+            choice = None if spent else self._forced(params.tool_choice)
+            params = msgspec.structs.replace(params, tool_choice=choice)
+        return msgspec.structs.replace(self._base, context=self.context, tools=tools, params=params)
+
+    def _forced(self, choice: HostedChoice) -> ToolChoice | None:
+        """A hosted `tool_choice` holds for the first model call only (as a function choice
+        upstream); after its results the model is free to answer, or it would call forever."""
+        names = self.toolset.chosen(choice)
+        if self.model_calls > 1 or not names:
+            return None
+        if len(names) == 1:
+            return ToolChoiceFunction(name=names[0])
+        allowed = [{"type": "function", "name": name} for name in names]
+        return ToolChoiceAllowed(mode="required", tools=allowed)
 
     def split(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[RawCall]]:
         """A whole answer's items, less its hosted calls (which become their tools' items)."""

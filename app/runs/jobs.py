@@ -123,7 +123,8 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         failure: outcomes.Outcome | None = None
         window: Window | None = None
         try:
-            past = await _history(runtime, session, row, now, fitter.encoding)
+            cut = fitter.cut(input_bodies)
+            past = await _history(runtime, session, row, now, fitter.encoding, cut)
             window = fitter.window(past, input_bodies)
         except ApiError as exc:  # the conversation was taken while this response waited, or
             # the history grew past the window since the response was accepted
@@ -154,7 +155,12 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
 
 
 async def _history(
-    runtime: Runtime, session: AsyncSession, row: ResponseRow, now: datetime, encoding: str
+    runtime: Runtime,
+    session: AsyncSession,
+    row: ResponseRow,
+    now: datetime,
+    encoding: str,
+    cut: history.Cut | None,
 ) -> History:
     if row.conversation_id is not None:
         return await history.conversation(
@@ -165,8 +171,9 @@ async def _history(
             now,
             runtime.settings.lease_seconds,
             encoding,
+            cut,
         )
-    return await history.chain(session, row.project_id, row.previous_response_id, encoding)
+    return await history.chain(session, row.project_id, row.previous_response_id, encoding, cut)
 
 
 async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:

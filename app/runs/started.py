@@ -9,6 +9,7 @@ import msgspec
 
 from app.context.compaction import Plan
 from app.context.fitting import Fitter
+from app.context.history import History
 from app.db.models import ResponseRow
 from app.providers.base import GenerationRequest, Provider
 from app.tools.toolset import Toolset
@@ -24,5 +25,9 @@ class Started(msgspec.Struct):
     input_ids: list[str]
     fitter: Fitter
     plan: Plan | None = None  # a compaction to run before the answer
+    # The history it continues and its input as stored, each with its token counts: what a
+    # WebSocket connection keeps so that the next turn can continue an unstored response.
+    past: History = msgspec.field(default_factory=History)
+    input: History = msgspec.field(default_factory=History)
     launched: Any = None  # the generation already under way (a task), when launched early
     tools: Toolset | None = None  # the hosted tools of its run

@@ -22,7 +22,7 @@ from app.tools.base import AddItem, HostedTool
 from app.tools.mcp import McpServer
 from app.tools.web_search import WebSearch
 from app.wire.hosted_tools import HostedToolSpec, McpTool, WebSearchTool
-from app.wire.tools import FunctionTool
+from app.wire.tools import FunctionTool, HostedChoice, ToolChoiceMcp
 
 Builder = Callable[[Any, Settings, httpx.AsyncClient, Sequence[str]], HostedTool]
 
@@ -74,6 +74,21 @@ class Toolset:
 
     def owner(self, offered_name: str) -> tuple[HostedTool, str] | None:
         return self._names.get(offered_name)
+
+    def chosen(self, choice: HostedChoice) -> list[str]:
+        """The offered names a hosted `tool_choice` points at: one MCP server's tools (or the
+        one it names), or the search tool's."""
+        names = []
+        for offered, (tool, own_name) in self._names.items():
+            if isinstance(choice, ToolChoiceMcp):
+                if not isinstance(tool, McpServer) or tool.label != choice.server_label:
+                    continue
+                if choice.name is not None and own_name != choice.name:
+                    continue
+            elif isinstance(tool, McpServer):
+                continue
+            names.append(offered)
+        return names
 
     def server(self, label: str) -> McpServer | None:
         for tool in self._tools:

@@ -67,8 +67,45 @@ class ToolChoiceAllowed(msgspec.Struct, tag="allowed_tools", tag_field="type"):
     tools: list[dict[str, Any]]
 
 
+class ToolChoiceMcp(msgspec.Struct, tag="mcp", tag_field="type"):
+    """Make the model use one MCP server's tools (or one tool of it, `name`)."""
+
+    server_label: str
+    name: str | None = None
+
+
+class ToolChoiceWebSearch(msgspec.Struct, tag="web_search", tag_field="type"):
+    """`{"type": "web_search_preview"}` and its siblings: make the model search."""
+
+
+class ToolChoiceWebSearch2025(msgspec.Struct, tag="web_search_2025_08_26", tag_field="type"):
+    pass
+
+
+class ToolChoiceWebSearchPreview(msgspec.Struct, tag="web_search_preview", tag_field="type"):
+    pass
+
+
+class ToolChoiceWebSearchPreview2025(
+    msgspec.Struct, tag="web_search_preview_2025_03_11", tag_field="type"
+):
+    pass
+
+
+HostedChoice = (
+    ToolChoiceMcp
+    | ToolChoiceWebSearch
+    | ToolChoiceWebSearch2025
+    | ToolChoiceWebSearchPreview
+    | ToolChoiceWebSearchPreview2025
+)
+
 ToolChoice = (
-    Literal["none", "auto", "required"] | ToolChoiceFunction | ToolChoiceCustom | ToolChoiceAllowed
+    Literal["none", "auto", "required"]
+    | ToolChoiceFunction
+    | ToolChoiceCustom
+    | ToolChoiceAllowed
+    | HostedChoice
 )
 
 

@@ -410,3 +410,38 @@ async def test_refused_hosts_and_connectors(
     with pytest.raises(openai.BadRequestError) as caught:
         await plain.responses.create(model="test-model", input="hi", tools=twice)
     assert caught.value.body["param"] == "tools[1].server_label"  # type: ignore[index]
+
+
+async def test_tool_choice_forces_the_first_call_only(
+    client: AsyncOpenAI, mcp: McpTestServer, upstream: TestUpstream
+) -> None:
+    choice: Any = {"type": "mcp", "server_label": "calc", "name": "add"}
+    response = await create_raw(client, input=ADD, tools=never(mcp.url), tool_choice=choice)
+    assert response["tool_choice"] == choice
+    first, second = upstream.requests
+    assert first.body["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert "tool_choice" not in second.body  # free to answer once it has the result
+    server_wide: Any = {"type": "mcp", "server_label": "calc"}
+    await client.responses.create(
+        model="test-model", input=ADD, tools=never(mcp.url), tool_choice=server_wide
+    )
+    forced = upstream.requests[2].body["tool_choice"]
+    assert forced["type"] == "allowed_tools"
+    assert forced["allowed_tools"]["mode"] == "required"
+    assert len(forced["allowed_tools"]["tools"]) == 5
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(
+            model="test-model",
+            input="hi",
+            tools=never(mcp.url),
+            tool_choice={"type": "mcp", "server_label": "other"},
+        )
+    assert caught.value.body["param"] == "tool_choice"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(
+            model="test-model",
+            input="hi",
+            tools=never(mcp.url),
+            tool_choice={"type": "web_search_preview"},
+        )
+    assert caught.value.body["param"] == "tool_choice"  # type: ignore[index]

@@ -206,6 +206,20 @@ async def test_the_sdk_streams_and_parses_it(client: AsyncOpenAI) -> None:
     assert annotations[0].url == result_url("python asyncio", 0)
 
 
+async def test_tool_choice_forces_the_first_search_only(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    choice: Any = {"type": "web_search_preview"}
+    document = await create_raw(
+        client, input=SEARCH, tools=[{"type": "web_search"}], tool_choice=choice
+    )
+    assert document["tool_choice"] == choice
+    assert [item["type"] for item in document["output"]] == ["web_search_call", "message"]
+    first, second = upstream.requests
+    assert first.body["tool_choice"] == {"type": "function", "function": {"name": "web_search"}}
+    assert "tool_choice" not in second.body  # free to answer once it has the results
+
+
 @pytest.mark.parametrize(
     "kind", ["web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"]
 )

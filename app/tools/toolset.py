@@ -16,10 +16,11 @@ import httpx
 import msgspec
 
 from app.config import Settings
-from app.errors import InvalidRequest, not_supported
+from app.errors import not_supported
 from app.tools import hosts
 from app.tools.base import AddItem, HostedTool
 from app.tools.mcp import McpServer
+from app.tools.web_search import WebSearch
 from app.wire.hosted_tools import HostedToolSpec, McpTool, WebSearchTool
 from app.wire.tools import FunctionTool, HostedChoice, ToolChoiceMcp
 
@@ -30,7 +31,14 @@ def _mcp(spec: McpTool, settings: Settings, _http: httpx.AsyncClient, _inc: Sequ
     return McpServer(spec, settings.tool_timeout_seconds)
 
 
-_BUILDERS: dict[type, Builder] = {McpTool: _mcp}
+def _web_search(
+    spec: WebSearchTool, settings: Settings, http: httpx.AsyncClient, include: Sequence[str]
+) -> Any:
+    return WebSearch(spec, settings, http, include)
+
+
+# Every web search type (WEB_SEARCH_TYPES) decodes to a WebSearchTool, so one entry serves all.
+_BUILDERS: dict[type, Builder] = {McpTool: _mcp, WebSearchTool: _web_search}
 
 
 class Toolset:
@@ -117,13 +125,8 @@ def build(
     """The request's hosted tools (`specs`: each with its index in `tools`, for errors)."""
     tools = []
     for index, spec in specs:
-        if isinstance(spec, WebSearchTool) and not settings.web_search_url:
-            raise InvalidRequest(
-                f"The '{spec.type}' tool needs a search backend: this server has none "
-                "(RAPPORT_WEB_SEARCH_URL, a SearXNG instance, is not set).",
-                param=f"tools[{index}].type",
-                code="unsupported_parameter",
-            )
+        if isinstance(spec, WebSearchTool):
+            WebSearch.check_backend(spec, settings, index)  # a 400 naming this tool's index
         builder = _BUILDERS.get(type(spec))
         if builder is None:
             raise not_supported(f"tools[{index}].type", f"The '{spec.type}' tool")

@@ -143,6 +143,7 @@ async def _fail(
     if row is None:
         return 0
     if row.background:
+        await runtime.event_log.fence(response_id, 0)  # a stale run still alive must stop
         # Readers of the stream learn the ending as they would from a worker.
         log_ = runtime.event_log
         event = {

@@ -70,23 +70,34 @@ async def insert_items(
 
 
 async def finish_response(
-    session: AsyncSession, project_id: str, response_id: str, values: dict[str, Any]
+    session: AsyncSession,
+    project_id: str,
+    response_id: str,
+    values: dict[str, Any],
+    epoch: int | None = None,
 ) -> bool:
-    """Write a terminal state once: a response already terminal (say, cancelled) is left alone."""
+    """Write a terminal state once: a response already terminal (say, cancelled) is left alone.
+    With `epoch` (the attempt a run holds), only while no later attempt has taken it over."""
     columns = tuple(sorted(values))
-    statement = _FINISH_STATEMENTS.get(columns)
+    key = (*columns, "@epoch") if epoch is not None else columns
+    statement = _FINISH_STATEMENTS.get(key)
     if statement is None:
-        statement = _FINISH_STATEMENTS[columns] = (
+        conditions = [
+            RESPONSES.c.id == sa.bindparam("where_id"),
+            RESPONSES.c.project_id == sa.bindparam("where_project_id"),
+            RESPONSES.c.status.in_(ACTIVE_STATUSES),
+        ]
+        if epoch is not None:
+            conditions.append(RESPONSES.c.attempts == sa.bindparam("where_epoch"))
+        statement = _FINISH_STATEMENTS[key] = (
             sa.update(RESPONSES)
-            .where(
-                RESPONSES.c.id == sa.bindparam("where_id"),
-                RESPONSES.c.project_id == sa.bindparam("where_project_id"),
-                RESPONSES.c.status.in_(ACTIVE_STATUSES),
-            )
+            .where(*conditions)
             .values({column: sa.bindparam(f"set_{column}") for column in columns})
         )
-    parameters = {f"set_{column}": value for column, value in values.items()}
+    parameters: dict[str, Any] = {f"set_{column}": value for column, value in values.items()}
     parameters.update(where_id=response_id, where_project_id=project_id)
+    if epoch is not None:
+        parameters["where_epoch"] = epoch
     result = await session.execute(statement, parameters)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

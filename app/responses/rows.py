@@ -48,14 +48,20 @@ def _stored_request(prepared: PreparedRequest, sealer: Sealer) -> dict[str, Any]
     return msgspec.to_builtins(msgspec.structs.replace(request, input=None, tools=tools))  # type: ignore[no-any-return]
 
 
-def apply_final(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
-    """Set the terminal values on the in-memory row (it is what the client gets back)."""
+def final_values(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
+    """The columns an ending writes: `values`, with the service tier actually used."""
     final = dict(values)
     params = row.params
     actual_tier = final.pop("service_tier", None)
     if actual_tier or params["service_tier"] == "auto":
         # The Response echoes the tier actually used; `auto` settles on `default`.
         final["params"] = {**params, "service_tier": actual_tier or "default"}
+    return final
+
+
+def apply_final(row: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
+    """Set the terminal values on the in-memory row (it is what the client gets back)."""
+    final = final_values(row, values)
     for key, value in final.items():
         setattr(row, key, value)
     return final

@@ -8,6 +8,7 @@ input; #2 stores the terminal state and the output. With `store: false` neither 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -21,14 +22,13 @@ from app.context.assembly import Window
 from app.context.compaction import Plan, Sealer
 from app.context.fitting import Fitter
 from app.context.history import History
-from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import convert, references, repository, rows
+from app.responses import convert, references, repository, rows, settling
 from app.responses.tool_checks import dropped_tools
 from app.responses.validation import check_route_accepts, prepare
 from app.runs import foreground, lease, loop
@@ -71,19 +71,23 @@ class ResponseService:
 
         started = await self.begin(caller, request, launch)
         try:
-            async with self.kept_alive(started):
+            async with self.kept_alive(started, on_lost=started.launched.cancel):
                 outcome = await started.launched
         except asyncio.CancelledError:
-            # The server is shutting down mid-generation: settle the row before going away.
-            await asyncio.shield(self.settle(started, outcomes.interrupted([])))
-            raise
-        await self.settle(started, outcome)
+            if started.launched.cancelled() and not _cancelling():
+                outcome = outcomes.lost()  # the lease is gone: stop generating, keep nothing
+            else:
+                # The server is shutting down mid-generation: settle the row before going.
+                await asyncio.shield(self.settle(started, outcomes.interrupted([])))
+                raise
+        outcome = await self.settle(started, outcome)
         if outcome.status == "failed":
             if outcome.failure is not None:
                 raise outcome.failure.api_error(started.row.id if started.store else None)
+            error = outcome.values.get("error") or {}
             raise ServerFault(
-                "The server had an error while processing your request "
-                f"(response {started.row.id}).",
+                (error.get("message") or "The server had an error while processing your request.")
+                + f" (response {started.row.id})",
                 headers={"x-should-retry": "false"},
             )
         return convert.to_wire(started.row, outcome.output)
@@ -175,21 +179,24 @@ class ResponseService:
     def kept_alive(
         self, started: Started, on_lost: Callable[[], object] | None = None
     ) -> AbstractAsyncContextManager[None]:
-        """Heartbeat and conversation lease renewals for as long as the generation runs."""
+        """Heartbeat and conversation lease renewals for as long as the generation runs,
+        fenced by the run's attempt: `on_lost` is called once the lease is gone. A response
+        that is not stored has no lease to keep."""
+        if not started.store:
+            return contextlib.nullcontext()
         return lease.kept_alive(
             self._sessions,
             started.row.id,
             started.row.conversation_id,
             self._runtime.settings.lease_seconds,
             on_lost,
+            epoch=started.row.attempts,
         )
 
-    async def settle(self, started: Started, outcome: outcomes.Outcome) -> None:
-        """Record the terminal state (unit of work #2), or only apply it when nothing is stored."""
-        if started.store:
-            await self._finish(started, outcome)
-        else:
-            rows.apply_final(started.row, outcome.values)
+    async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome:
+        """Record the terminal state (unit of work #2); returns the outcome that stands, which
+        is what the client must get (settling.py says when it is not `outcome`)."""
+        return await settling.settle(self._sessions, started, outcome)
 
     async def _start(
         self,
@@ -250,36 +257,6 @@ class ResponseService:
             cut,
         )
 
-    async def _finish(self, started: Started, outcome: outcomes.Outcome) -> None:
-        """Unit of work #2: terminal state, output items, conversation turn — all or nothing.
-
-        A completed or incomplete response on a conversation appends its input items and then
-        its output items to it; any ending releases the conversation's lock.
-        """
-        row = started.row
-        final = rows.apply_final(row, outcome.values)
-        async with unit_of_work(self._sessions) as session:
-            if not await repository.finish_response(session, row.project_id, row.id, final):
-                return  # already ended elsewhere (cancelled, or settled by the sweeper)
-            await repository.insert_items(
-                session,
-                project_id=row.project_id,
-                response_id=row.id,
-                side=repository.OUTPUT,
-                bodies=outcome.output,
-                created_at=utcnow(),
-                token_counts=started.fitter.counts(outcome.output),
-                token_encoding=started.fitter.encoding,
-            )
-            if row.conversation_id is not None:
-                holder = await conversations.lock_holder(session, row.conversation_id)
-                # A run whose lease lapsed (its renewals failed) and was taken over must not
-                # interleave its turn with the new holder's; its items stay with the response.
-                if holder in (row.id, None) and outcome.status in ("completed", "incomplete"):
-                    turn = started.input_ids + [item["id"] for item in outcome.output]
-                    await conversations.append(session, row.conversation_id, turn)
-                await conversations.release_lease(session, row.conversation_id, row.id)
-
     async def retrieve(self, caller: Caller, response_id: str) -> Response:
         async with unit_of_work(self._sessions) as session:
             row = await repository.get_response(session, caller.project_id, response_id)
@@ -308,6 +285,12 @@ class ResponseService:
             cursor = page.after if page.after is not None else page.before
             raise response_item_not_found(cursor or "")
         return object_list(rows, page.limit)
+
+
+def _cancelling() -> bool:
+    """Whether this very task is being cancelled (shutdown), not just the run it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def response_item_not_found(item_id: str) -> NotFound:

@@ -6,6 +6,12 @@ Embedded default: the same contract in process memory, for the single-process SQ
 
 The log ends with an internal `rapport.end` entry (never sent to clients): tailers stop there
 whatever the ending was, including a cancel, for which OpenAI has no stream event.
+
+Fencing: a worker's run appends with its attempt (`epoch`), and the append applies only while
+the log's fence holds that attempt (one atomic script on Redis). A claim sets the fence to its
+attempt, a retry by the sweeper clears it, so a run that lost its lease — a frozen worker that
+wakes after the response was given to another — can neither double nor drop the new run's
+events: its appends raise `LeaseLost` and it stops.
 """
 
 from __future__ import annotations
@@ -28,12 +34,32 @@ class EventLogClosed(Exception):
     """The log was ended (the response was cancelled or settled elsewhere): stop writing."""
 
 
+class LeaseLost(Exception):
+    """The log is fenced to another attempt of this response: this run is no longer its."""
+
+
+# Append only while the fence holds the caller's attempt; 0 when it does not.
+_FENCED_APPEND = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1]) end
+return 1
+"""
+FENCE_TTL_SECONDS = 86_400
+
+
 _BLOCK_MS = 5_000
 
 
 class EventLog(Protocol):
-    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
-        """Raises EventLogClosed once the log has been ended."""
+    async def append(
+        self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
+    ) -> None:
+        """Raises EventLogClosed once the log has been ended; with `epoch`, LeaseLost unless
+        the fence holds that attempt."""
+        ...
+
+    async def fence(self, response_id: str, epoch: int) -> None:
+        """Give the log to attempt `epoch` (0: to nobody, until the next claim)."""
         ...
 
     async def next_sequence(self, response_id: str) -> int:
@@ -58,16 +84,30 @@ class EventLog(Protocol):
 class RedisEventLog:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
+        self._fenced_append = client.register_script(_FENCED_APPEND)
 
     @staticmethod
     def _key(response_id: str) -> str:
         return f"rapport:events:{response_id}"
 
-    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def fence(self, response_id: str, epoch: int) -> None:
+        await self._redis.set(f"rapport:fence:{response_id}", str(epoch), ex=FENCE_TTL_SECONDS)
+
+    async def append(
+        self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
+    ) -> None:
         if not events:
             return
         key = self._key(response_id)
         try:
+            if epoch is not None:
+                arguments: list[Any] = [str(epoch)]
+                for event in events:
+                    arguments += [f"0-{event['sequence_number'] + 1}", encoder.encode(event)]
+                keys = [key, f"rapport:fence:{response_id}"]
+                if not await self._fenced_append(keys=keys, args=arguments):
+                    raise LeaseLost(response_id)
+                return
             async with self._redis.pipeline(transaction=False) as pipe:
                 for event in events:
                     entry_id = f"0-{event['sequence_number'] + 1}"
@@ -122,10 +162,18 @@ class MemoryEventLog:
     def __init__(self) -> None:
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._ended: dict[str, float] = {}  # response id → expiry (monotonic seconds)
+        self._fences: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    async def append(self, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def fence(self, response_id: str, epoch: int) -> None:
+        self._fences[response_id] = epoch
+
+    async def append(
+        self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
+    ) -> None:
         async with self._changed:
+            if epoch is not None and self._fences.get(response_id) != epoch:
+                raise LeaseLost(response_id)
             if response_id in self._ended:
                 raise EventLogClosed(response_id)
             self._events.setdefault(response_id, []).extend(events)
@@ -173,3 +221,4 @@ class MemoryEventLog:
             if expiry <= now:
                 self._ended.pop(response_id, None)
                 self._events.pop(response_id, None)
+                self._fences.pop(response_id, None)

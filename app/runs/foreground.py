@@ -12,7 +12,7 @@ closes), keeping the partial output, under a shield so the write itself is not c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,9 +41,11 @@ class Settler(Protocol):
     @property
     def sealer(self) -> Sealer: ...
 
-    def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]: ...
+    def kept_alive(
+        self, started: Started, on_lost: Callable[[], object] | None = None
+    ) -> AbstractAsyncContextManager[None]: ...
 
-    async def settle(self, started: Started, outcome: outcomes.Outcome) -> None: ...
+    async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome: ...
 
 
 async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
@@ -69,14 +71,18 @@ async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
     yield emitter.event("response.in_progress", response=snapshot)
     run_events = run.events()
     outcome: outcomes.Outcome | None = None
+    lost: list[bool] = []  # set when the lease is lost: the run stops at its next event
     try:
-        async with service.kept_alive(started):
+        async with service.kept_alive(started, on_lost=lambda: lost.append(True)):
             async for event in run_events:
                 yield event
-        outcome = run.outcome
+                if lost:
+                    await run_events.aclose()
+                    break
+        outcome = outcomes.lost() if lost else run.outcome
         assert outcome is not None  # StreamRun.events() always ends with an outcome
         with anyio.CancelScope(shield=True):  # a disconnect now must not cut the write short
-            await service.settle(started, outcome)
+            outcome = await service.settle(started, outcome)
     except BaseException:  # cancelled, or closed at a yield: the client is gone
         if outcome is None:
             with anyio.CancelScope(shield=True):
@@ -84,4 +90,4 @@ async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
                 await service.settle(started, outcomes.cancelled(emitter.output))
         raise
     final = convert.to_wire(started.row, outcome.output)
-    yield emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
+    yield emitter.event(TERMINAL_EVENTS.get(outcome.status, "response.failed"), response=final)

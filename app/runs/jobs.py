@@ -34,7 +34,7 @@ from app.responses.validation import parse_tools
 from app.runs import loop
 from app.runs import outcome as outcomes
 from app.runs.emitter import Emitter
-from app.runs.event_log import EventLogClosed
+from app.runs.event_log import EventLogClosed, LeaseLost
 from app.runs.foreground import TERMINAL_EVENTS
 from app.runs.started import Started
 from app.runtime import Runtime
@@ -60,8 +60,15 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         tools=catalog_for(started.generation.tools, started.generation.context),
         first_sequence=ANNOUNCED_EVENTS,
     )
+    epoch = row.attempts  # this run's attempt: every write below is fenced by it
     snapshot = convert.to_wire(row, [])
-    await events_log.append(row.id, [emitter.event("response.in_progress", response=snapshot)])
+    try:
+        await events_log.fence(row.id, epoch)
+        await events_log.append(
+            row.id, [emitter.event("response.in_progress", response=snapshot)], epoch
+        )
+    except LeaseLost:
+        return  # the sweeper already gave the response to another attempt
     run = loop.StreamRun(
         started.provider,
         started.generation,
@@ -77,10 +84,14 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     try:
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):
             async for event in events:
-                await events_log.append(row.id, [event])
+                await events_log.append(row.id, [event], epoch)
     except asyncio.CancelledError:
         await asyncio.shield(_after_abort(runtime, started, emitter.output))
         raise
+    except LeaseLost:
+        await events.aclose()  # another attempt holds the response now: leave it be
+        log.warning("run stopped: its lease was lost", extra={"response_id": row.id})
+        return
     except EventLogClosed:
         # Cancelled while the abort was still on its way: stop here, as the abort would.
         await events.aclose()
@@ -88,11 +99,15 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         return
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
-    await responses.settle(started, outcome)
+    if await responses.settle(started, outcome) is not outcome:
+        return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
     final = convert.to_wire(row, outcome.output)
-    await events_log.append(
-        row.id, [emitter.event(TERMINAL_EVENTS[outcome.status], response=final)]
-    )
+    try:
+        await events_log.append(
+            row.id, [emitter.event(TERMINAL_EVENTS[outcome.status], response=final)], epoch
+        )
+    except LeaseLost:
+        return
     await events_log.end(row.id, runtime.settings.event_ttl_seconds)
 
 
@@ -177,10 +192,17 @@ async def _history(
 
 
 async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:
-    """Cancelled: keep the partial output. Interrupted (shutdown): back to the queue."""
+    """Cancelled: keep the partial output. Interrupted (shutdown): back to the queue. Either
+    only while the response is still at this run's attempt (a run stopped because its lease
+    was lost leaves the response to whoever holds it now)."""
     row = started.row
     async with unit_of_work(runtime.sessions) as session:
-        status = await session.scalar(sa.select(ResponseRow.status).where(ResponseRow.id == row.id))
+        found = (
+            await session.execute(
+                sa.select(ResponseRow.status, ResponseRow.attempts).where(ResponseRow.id == row.id)
+            )
+        ).one()
+        status = found.status if found.attempts == row.attempts else "taken over"
         if status == "cancelled":
             if not await repository.get_bodies(session, row.id, repository.OUTPUT):
                 partial = outcomes.cancelled(list(output)).output
@@ -201,7 +223,8 @@ async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str
                 .values(status="queued", heartbeat_at=stale)
             )
     if status == "in_progress":
+        await runtime.event_log.fence(row.id, 0)
         await runtime.event_log.truncate(row.id, ANNOUNCED_EVENTS)
         log.info("run interrupted; response queued again", extra={"response_id": row.id})
-    else:
+    elif status == "cancelled":
         await runtime.event_log.end(row.id, runtime.settings.event_ttl_seconds)

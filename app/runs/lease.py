@@ -5,6 +5,13 @@ conversation, that conversation's lease) every third of the lease. If its proces
 renewals stop, so the conversation lock lapses by itself within one lease, and a sweeper can
 tell the row is orphaned. The renewals run beside the generation, never inside a transaction
 that spans it.
+
+Fencing: a renewal only applies while the row is in_progress *and* still at the run's own
+attempt (`epoch`). A run learns it lost its lease — and `on_lost` stops it — when a renewal
+finds the row no longer its own (cancelled, failed or re-queued by the sweeper, claimed again
+by another worker), and also when its renewals have failed for half the lease (the
+database did not answer): by then the sweeper may take the response over, and one response
+must never be generated twice at once.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -33,14 +41,15 @@ async def kept_alive(
     conversation_id: str | None,
     lease_seconds: float,
     on_lost: Callable[[], object] | None = None,
+    epoch: int | None = None,
 ) -> AsyncIterator[None]:
-    """Renew while the body runs; `on_lost` is called if the row stops being in_progress.
+    """Renew while the body runs; `on_lost` is called once if the lease is lost (above).
 
-    A background run passes a callback that cancels itself: its response was cancelled, or
-    the sweeper gave it to another worker after missed heartbeats.
+    A run passes a callback that stops it: its response was cancelled, the sweeper gave it to
+    another worker, or the database stayed out of reach for most of a lease.
     """
     task = asyncio.create_task(
-        _renew(sessions, response_id, conversation_id, lease_seconds, on_lost)
+        _renew(sessions, response_id, conversation_id, lease_seconds, on_lost, epoch)
     )
     try:
         yield
@@ -56,25 +65,38 @@ async def _renew(
     conversation_id: str | None,
     lease_seconds: float,
     on_lost: Callable[[], object] | None,
+    epoch: int | None,
 ) -> None:
+    held = [ResponseRow.id == response_id, ResponseRow.status == "in_progress"]
+    if epoch is not None:
+        held.append(ResponseRow.attempts == epoch)
+    renewed = time.monotonic()
     while True:
         await asyncio.sleep(lease_seconds / 3)
         now = utcnow()
         try:
-            async with unit_of_work(sessions) as session:
+            async with asyncio.timeout(lease_seconds / 6), unit_of_work(sessions) as session:
                 result = await session.execute(
-                    sa.update(ResponseRow)
-                    .where(ResponseRow.id == response_id, ResponseRow.status == "in_progress")
-                    .values(heartbeat_at=now)
+                    sa.update(ResponseRow).where(*held).values(heartbeat_at=now)
                 )
-                if not result.rowcount and on_lost is not None:  # type: ignore[attr-defined]
-                    on_lost()
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    _lost(response_id, "taken", on_lost)
                     return
                 if conversation_id is not None:
                     until = now + timedelta(seconds=lease_seconds)
                     await conversations.renew_lease(session, conversation_id, response_id, until)
-        except Exception as exc:  # noqa: BLE001  (a missed renewal must not stop the generation)
+            renewed = time.monotonic()
+        except Exception as exc:  # noqa: BLE001  (one missed renewal must not stop the run)
             log.warning(
                 "lease renewal failed",
                 extra={"response_id": response_id, "error_kind": type(exc).__name__},
             )
+            if time.monotonic() - renewed >= lease_seconds / 2:
+                _lost(response_id, "unrenewed", on_lost)
+                return
+
+
+def _lost(response_id: str, why: str, on_lost: Callable[[], object] | None) -> None:
+    log.warning("lease lost; stopping the run", extra={"response_id": response_id, "status": why})
+    if on_lost is not None:
+        on_lost()

@@ -29,6 +29,18 @@ def failed_outcome(code: str, message: str) -> Outcome:
     return failed(code, message, None, [])
 
 
+LEASE_LOST = (
+    "The run of this response lost its lease (its heartbeat could not be written in time) "
+    "and was stopped, so that it is never generated twice at once."
+)
+
+
+def lost() -> Outcome:
+    """A run that learned it lost its lease: it stops; whatever the database holds stands
+    (the settle that follows is refused unless the row is still this run's)."""
+    return failed("server_error", LEASE_LOST, None, [])
+
+
 def interrupted(output: list[dict[str, Any]]) -> Outcome:
     """A run cut short by shutdown: failed, with a message saying so and the partial output."""
     message = "The server shut down before the model finished."

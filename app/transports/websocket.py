@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -258,12 +259,14 @@ class Recorder:
     def sealer(self) -> Sealer:
         return self._service.sealer
 
-    def kept_alive(self, started: Started) -> AbstractAsyncContextManager[None]:
-        return self._service.kept_alive(started)
+    def kept_alive(
+        self, started: Started, on_lost: Callable[[], object] | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return self._service.kept_alive(started, on_lost)
 
-    async def settle(self, started: Started, outcome: outcomes.Outcome) -> None:
-        await self._service.settle(started, outcome)
-        self.outcome = outcome
+    async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome:
+        self.outcome = await self._service.settle(started, outcome)
+        return self.outcome
 
 
 def continuation(started: Started, outcome: outcomes.Outcome | None) -> Continuation | None:

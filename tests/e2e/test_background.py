@@ -859,3 +859,37 @@ async def test_embedded_resume(client: AsyncOpenAI) -> None:
     async with client.responses.stream(response_id=response_id, starting_after=3) as helper:
         assert [e.sequence_number async for e in helper] == list(range(4, len(everything)))
         assert (await helper.get_final_response()).output_text == f"echo: {text}"
+
+
+async def test_a_frozen_worker_past_its_lease_never_doubles_the_run(
+    bg_client: AsyncOpenAI,
+    bg_http: httpx.AsyncClient,
+    workers: Workers,
+    bg_sessions: Sessions,
+    upstream: TestUpstream,
+    redis: aioredis.Redis,
+) -> None:
+    """A worker paused (SIGSTOP) past its lease loses the response to another; woken up, its
+    fenced writes are refused: one completed answer, one gapless event log."""
+    first = workers.start()
+    text = marked(f"freeze me {SLOW}")
+    created = await bg_client.responses.create(model="test-model", input=text, background=True)
+
+    async def some_deltas() -> bool:
+        return await redis.xlen(f"rapport:events:{created.id}") >= 6
+
+    await eventually(some_deltas, "the first deltas")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        workers.start()
+        done = await ended(bg_client, created.id, within=40)
+        assert (done.status, done.output_text) == ("completed", f"echo: {text}")
+        assert (await stored(bg_sessions, created.id))["attempts"] == 2
+    finally:
+        first.send_signal(signal.SIGCONT)
+    await asyncio.sleep(TIMINGS["lease_seconds"])  # the thawed run wakes, tries, and stops
+    after = await bg_client.responses.retrieve(created.id)
+    assert after.model_dump() == done.model_dump()
+    check_log(await read_stream(bg_http, created.id, None), text)  # the retry's, no doubles
+    assert calls(upstream, text) == 2
+    assert first.poll() is None  # the old worker lives on, having let the response go

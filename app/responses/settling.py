@@ -1,0 +1,115 @@
+"""Unit of work #2: a run's terminal state written once, fenced by the run's attempt, and the
+answer a client gets always the one that is stored.
+
+The write only applies to a response that is still active *and* still held by this run (its
+`attempts` is the run's own): a run whose lease lapsed — its heartbeats could not be written,
+its process froze — may have been failed by the sweeper or handed to another worker, and its
+late result must not overwrite that. When the write does not apply, the stored state is read
+back and stands: the client gets what `GET` will show, never a `completed` the database does
+not hold. When the database cannot be reached at all, the run ends `failed` for the client
+("not stored"), which is what the sweeper will store once the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations import repository as conversations
+from app.db.base import utcnow
+from app.db.models import ResponseRow
+from app.db.session import unit_of_work
+from app.responses import repository, rows
+from app.runs import outcome as outcomes
+from app.runs.started import Started
+
+log = logging.getLogger("rapport.settle")
+
+NOT_STORED = (
+    "The response was generated but could not be stored: the database did not answer. "
+    "It will be marked failed."
+)
+_UNREACHABLE = (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError)
+
+
+async def settle(
+    sessions: async_sessionmaker[AsyncSession], started: Started, outcome: outcomes.Outcome
+) -> outcomes.Outcome:
+    """Record the ending (or, with `store: false`, only apply it); return the one that stands."""
+    if not started.store:
+        rows.apply_final(started.row, outcome.values)
+        return outcome
+    try:
+        if await _finish(sessions, started, outcome):
+            rows.apply_final(started.row, outcome.values)
+            return outcome
+        return await _stored(sessions, started)
+    except _UNREACHABLE as exc:
+        log.error(
+            "final state not stored",
+            extra={"response_id": started.row.id, "error_kind": type(exc).__name__},
+        )
+        unstored = outcomes.failed_outcome("server_error", NOT_STORED)
+        rows.apply_final(started.row, unstored.values)
+        return unstored
+
+
+async def _finish(
+    sessions: async_sessionmaker[AsyncSession], started: Started, outcome: outcomes.Outcome
+) -> bool:
+    """Terminal state, output items, conversation turn — all or nothing; False when the
+    response is no longer this run's to end (already ended, or its lease was taken over).
+
+    A completed or incomplete response on a conversation appends its input items and then
+    its output items to it; any ending releases the conversation's lock.
+    """
+    row = started.row
+    final = rows.final_values(row, outcome.values)
+    async with unit_of_work(sessions) as session:
+        if not await repository.finish_response(
+            session, row.project_id, row.id, final, epoch=row.attempts
+        ):
+            return False
+        await repository.insert_items(
+            session,
+            project_id=row.project_id,
+            response_id=row.id,
+            side=repository.OUTPUT,
+            bodies=outcome.output,
+            created_at=utcnow(),
+            token_counts=started.fitter.counts(outcome.output),
+            token_encoding=started.fitter.encoding,
+        )
+        if row.conversation_id is not None:
+            holder = await conversations.lock_holder(session, row.conversation_id)
+            # A run whose lease lapsed and was taken over must not interleave its turn with
+            # the new holder's (the fenced write above already refuses most such runs).
+            if holder in (row.id, None) and outcome.status in ("completed", "incomplete"):
+                turn = started.input_ids + [item["id"] for item in outcome.output]
+                await conversations.append(session, row.conversation_id, turn)
+            await conversations.release_lease(session, row.conversation_id, row.id)
+    return True
+
+
+async def _stored(sessions: async_sessionmaker[AsyncSession], started: Started) -> outcomes.Outcome:
+    """The response as the database holds it, put on the in-memory row the client is sent."""
+    row = started.row
+    async with unit_of_work(sessions) as session:
+        stored = await session.scalar(sa.select(ResponseRow).where(ResponseRow.id == row.id))
+        output = await repository.get_bodies(session, row.id)
+    assert stored is not None  # this run created it; responses are only soft-deleted
+    values: dict[str, Any] = {
+        column: getattr(stored, column)
+        for column in ("status", "error", "usage", "completed_at", "incomplete_details", "params")
+    }
+    for column, value in values.items():
+        setattr(row, column, value)
+    log.warning(
+        "run's ending not stored: the response had ended elsewhere",
+        extra={"response_id": row.id, "status": stored.status},
+    )
+    return outcomes.Outcome(stored.status, output, values)

@@ -90,6 +90,22 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(fault.status_code, fault.envelope(), {})
 
 
+# Path parameters that name our objects, and the prefix each must have.
+_PATH_IDS = {"response_id": ids.RESPONSE, "conversation_id": ids.CONVERSATION}
+
+
+def check_path_ids(request: Request[Any, Any, Any]) -> None:
+    """A controller's `before_request`: ids in the path as OpenAI checks them (a wrong prefix is
+    its 400 `invalid_value`, not a 404; a NUL byte never reaches a query)."""
+    for name, prefix in _PATH_IDS.items():
+        value = request.path_params.get(name)
+        if value is not None:
+            ids.expect(value, prefix, name)
+    item_id = request.path_params.get("item_id")
+    if item_id is not None and not ids.is_well_formed(item_id):
+        ids.expect(item_id, "", "item_id")
+
+
 def query_list(request: Request[Any, Any, Any], name: str) -> list[str]:
     """A list in the query as the SDK sends it (`include[]=a&include[]=b`) or repeated keys."""
     params = request.query_params

@@ -46,3 +46,23 @@ def new_secret(prefix: str = "sk-gateway-") -> str:
 def is_well_formed(value: str) -> bool:
     """True when `value` could be an id of ours (letters, digits, `_`, `-`), as OpenAI checks."""
     return 0 < len(value) <= 128 and all(char in _ID_CHARS for char in value)
+
+
+def expect(value: str, prefix: str, param: str) -> None:
+    """An id as OpenAI checks one it is given: well formed (letters, digits, `_`, `-`: no NUL
+    reaches the database), then of the kind asked for (`conv_…` where a conversation is)."""
+    from app.errors import InvalidRequest  # errors imports nothing of ours; ids stays a leaf
+
+    if not is_well_formed(value):
+        raise InvalidRequest(
+            f"Invalid '{param}': '{value[:200]}'. Expected an ID that contains letters, "
+            "numbers, underscores, or dashes, but this value contained additional characters.",
+            param=param,
+            code="invalid_value",
+        )
+    if not value.startswith(f"{prefix}_"):
+        raise InvalidRequest(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
+            param=param,
+            code="invalid_value",
+        )

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from app import ids
 from app.errors import InvalidRequest, invalid_value
 from app.wire.common import ObjectList
 
@@ -47,6 +48,9 @@ def page_request(
             )
     if order is not None and order not in ("asc", "desc"):
         raise invalid_value("order", order, ["asc", "desc"])
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor and not ids.is_well_formed(cursor):
+            ids.expect(cursor, "", name)
     return PageRequest(size, order or "desc", after or None, before or None)  # type: ignore[arg-type]
 
 

@@ -95,6 +95,7 @@ class _Plan:
     drop: bool = False
     malformed: bool = False
     garbage: bool = False
+    wrong_types: bool = False
     overflow: bool = False
     service_tier: str | None = None
     trace: bool = False
@@ -203,7 +204,8 @@ def plan(body: dict[str, Any]) -> _Plan:
     Default: content "echo: <text>" (directives included verbatim), finish "stop", truncated
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
     [sleep:MS], [tool:NAME:JSON] (repeatable; the JSON may hold `]`), [reasoning:TEXT], [refuse], [length],
-    [drop] and [malformed] (streaming only), [garbage] (non-streaming only), [overflow] (a
+    [drop] and [malformed] (streaming only), [garbage] and [wrong-types] (non-streaming only:
+    a body that is not JSON, and JSON whose fields have the wrong types), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
     service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
     stack trace, as llama-cpp-python sends them), [long-call-ids] (tool call ids as long as
@@ -217,6 +219,7 @@ def plan(body: dict[str, Any]) -> _Plan:
     text = "".join(_parts(users[-1].get("content"))) if users else ""
     p = _Plan(drop="[drop]" in text, malformed="[malformed]" in text, garbage="[garbage]" in text)
     p.overflow = "[overflow]" in text
+    p.wrong_types = "[wrong-types]" in text
     p.trace = "[trace]" in text
     if m := _FAIL.search(text):
         p.status = int(m.group(1))
@@ -469,6 +472,8 @@ class TestUpstream:
         if not stream:
             if p.garbage:
                 return await _send(send, 200, b"<html>this is not json", "application/json")
+            if p.wrong_types:  # JSON, but not a chat completion's shape
+                return await _send_json(send, 200, {**base, "choices": "none", "usage": [1]})
             message: dict[str, Any] = {"role": "assistant", "content": p.content}
             message["refusal"] = p.refusal
             if p.reasoning is not None:

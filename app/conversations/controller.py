@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery
 
 from app.auth import Caller
 from app.conversations.service import ConversationService
-from app.http import include_param
+from app.http import check_path_ids, include_param
 from app.pagination import page_request
 from app.wire import codec
 from app.wire.common import ObjectList
@@ -29,6 +29,7 @@ Service = NamedDependency[ConversationService]
 class ConversationsController(Controller):
     path = "/v1/conversations"
     tags = ["conversations"]  # noqa: RUF012  (Litestar reads a class attribute)
+    before_request = staticmethod(check_path_ids)
 
     @post("/", status_code=200, summary="Create a conversation")
     async def create(

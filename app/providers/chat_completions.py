@@ -78,9 +78,15 @@ class ChatCompletionsProvider:
             raise UpstreamProtocolError(
                 "the upstream answered with a body that is not JSON"
             ) from None
-        return translate.from_chat_completion(
-            payload, tools, with_logprobs=logprobs.wanted(request.params.include)
-        )
+        try:
+            return translate.from_chat_completion(
+                payload, tools, with_logprobs=logprobs.wanted(request.params.include)
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            # A 200 whose fields have the wrong types is the upstream's fault: a 502, not ours.
+            raise UpstreamProtocolError(
+                "the upstream answered with fields of the wrong types"
+            ) from None
 
     async def list_models(self, timeout_seconds: float) -> list[Model]:
         """The upstream's own `GET /models`, or nothing when it cannot say: a model list is a

@@ -8,9 +8,11 @@ worker never sees an id whose row is not there yet. Streaming (at create, or lat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Caller
@@ -26,6 +28,7 @@ from app.transports.sse import frame
 from app.wire.responses import CreateResponseRequest, Response
 
 ACTIVE = ("queued", "in_progress")
+log = logging.getLogger("rapport.background")
 
 
 class BackgroundResponses:
@@ -36,15 +39,17 @@ class BackgroundResponses:
     async def create(self, caller: Caller, request: CreateResponseRequest) -> Response:
         started = await self._responses.begin(caller, request)
         snapshot = convert.to_wire(started.row, [])
-        emitter = Emitter()
-        await self._runtime.event_log.append(
-            started.row.id,
-            [
-                emitter.event("response.created", response=snapshot),
-                emitter.event("response.queued", response=snapshot),
-            ],
-        )
-        await self._runtime.queue.enqueue(started.row.id)
+        try:
+            await self._runtime.event_log.append(started.row.id, announcement(snapshot))
+            await self._runtime.queue.enqueue(started.row.id)
+        except (RedisError, OSError) as exc:
+            # The response is stored `queued`: accepted. A 5xx now would have the SDK retry
+            # and create it again; the sweeper enqueues it once Redis answers, and the worker
+            # that runs it writes the announcement that could not be written here.
+            log.warning(
+                "queue unreachable; the response waits for the sweeper",
+                extra={"response_id": started.row.id, "error_kind": type(exc).__name__},
+            )
         return snapshot
 
     async def create_stream(
@@ -90,6 +95,15 @@ class BackgroundResponses:
             await self._runtime.queue.abort(response_id)
             await self._runtime.event_log.end(response_id, self._runtime.settings.event_ttl_seconds)
         return await self._responses.retrieve(caller, response_id)
+
+
+def announcement(snapshot: Response) -> list[dict[str, Any]]:
+    """The first two events of every background response: created, then queued."""
+    emitter = Emitter()
+    return [
+        emitter.event("response.created", response=snapshot),
+        emitter.event("response.queued", response=snapshot),
+    ]
 
 
 async def _owned(session: AsyncSession, caller: Caller, response_id: str) -> ResponseRow:

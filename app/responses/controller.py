@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from app.auth import Caller
-from app.http import bool_param, include_param, int_param
+from app.http import bool_param, check_path_ids, include_param, int_param
 from app.pagination import page_request
 from app.prompts.service import PromptService
 from app.responses.background import BackgroundResponses
@@ -37,6 +37,7 @@ def _sse(events: AsyncIterator[bytes]) -> Stream:
 class ResponsesController(Controller):
     path = "/v1/responses"
     tags = ["responses"]  # noqa: RUF012  (Litestar reads a class attribute)
+    before_request = staticmethod(check_path_ids)
 
     @post("/", status_code=200, summary="Create a model response")
     async def create(

@@ -82,16 +82,8 @@ def prepare(
     _check_exclusive(request)
     _check_no_nul(request)
     _check_not_yet_supported(request)
-    if request.previous_response_id is not None and not ids.is_well_formed(
-        request.previous_response_id
-    ):
-        raise InvalidRequest(
-            f"Invalid 'previous_response_id': '{request.previous_response_id}'. Expected an ID "
-            "that contains letters, numbers, underscores, or dashes, but this value contained "
-            "additional characters.",
-            param="previous_response_id",
-            code="invalid_value",
-        )
+    if request.previous_response_id is not None:
+        ids.expect(request.previous_response_id, ids.RESPONSE, "previous_response_id")
     if request.input is None and request.previous_response_id is None:
         raise InvalidRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
@@ -114,13 +106,7 @@ def _conversation_id(request: CreateResponseRequest) -> str | None:
     if conversation is None:
         return None
     value = conversation if isinstance(conversation, str) else conversation.id
-    if not ids.is_well_formed(value):
-        raise InvalidRequest(
-            f"Invalid 'conversation': '{value}'. Expected an ID that contains letters, numbers, "
-            "underscores, or dashes, but this value contained additional characters.",
-            param="conversation",
-            code="invalid_value",
-        )
+    ids.expect(value, ids.CONVERSATION, "conversation")
     if request.store is False:
         raise InvalidRequest(
             "A response on a conversation is added to it, so it must be stored: 'conversation' "

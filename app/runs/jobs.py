@@ -29,6 +29,7 @@ from app.errors import ApiError
 from app.providers.base import GenerationRequest
 from app.providers.catalog import catalog_for
 from app.responses import convert, repository
+from app.responses.background import announcement
 from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
 from app.runs import loop
@@ -64,6 +65,11 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     snapshot = convert.to_wire(row, [])
     try:
         await events_log.fence(row.id, epoch)
+        if await events_log.next_sequence(row.id) < ANNOUNCED_EVENTS:
+            # Accepted while Redis was down: the announcement is written now, before the rest.
+            queued = convert.to_wire(row, [])
+            queued.status = "queued"
+            await events_log.append(row.id, announcement(queued), epoch)
         await events_log.append(
             row.id, [emitter.event("response.in_progress", response=snapshot)], epoch
         )

@@ -81,13 +81,11 @@ def failed(
 
 
 def tool_call_cap(params: CreateResponseRequest) -> int | None:
-    """How many tool calls one response may hold: `max_tool_calls`, and one when
-    `parallel_tool_calls` is false — many self-hosted upstreams ignore that flag and answer
-    several calls anyway, and a client that turned it off is not written for more than one."""
-    cap = params.max_tool_calls
-    if params.parallel_tool_calls is False:
-        cap = 1 if cap is None else min(cap, 1)
-    return cap
+    """How many client tool calls one response may hold: one when `parallel_tool_calls` is
+    false — many self-hosted upstreams ignore that flag and answer several calls anyway, and
+    a client that turned it off is not written for more than one. `max_tool_calls` caps the
+    calls of hosted (built-in) tools only, as OpenAI's reference has it (runs/hosted.py)."""
+    return 1 if params.parallel_tool_calls is False else None
 
 
 def _cap_tool_calls(output: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

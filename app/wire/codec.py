@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from app.errors import InvalidRequest
+from app.wire import depth
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ def decode(body: bytes, into: type[T]) -> T:
             "send a JSON object.",
             code="invalid_json",
         )
+    depth.check(body)
     try:
         return decoder.decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:

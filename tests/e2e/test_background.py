@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.db.session import create_engine, create_sessionmaker
 from app.queue.redis import RedisJobQueue
 from tests.conftest import UPSTREAM_KEY, Project, new_project, sdk, server_settings
-from tests.harness import RapportServer, postgres_database
+from tests.harness import RapportServer, free_port, postgres_database
 from tests.upstream import TestUpstream, _DropConnection
 
 T = TypeVar("T")
@@ -893,3 +893,53 @@ async def test_a_frozen_worker_past_its_lease_never_doubles_the_run(
     check_log(await read_stream(bg_http, created.id, None), text)  # the retry's, no doubles
     assert calls(upstream, text) == 2
     assert first.poll() is None  # the old worker lives on, having let the response go
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A Redis of the test's own, keeping nothing on disk."""
+    return subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=folder,
+    )
+
+
+async def test_a_create_while_redis_is_down_is_accepted_once_and_runs_later(
+    bg_database_url: str,
+    bg_sessions: Sessions,
+    upstream: TestUpstream,
+    workers: Workers,
+    tmp_path: Path,
+) -> None:
+    """Redis down: the create answers 200 `queued` (stored, so no 5xx that an SDK would retry
+    into a second response); once Redis is back a worker's sweeper enqueues it, and its event
+    log still starts with created and queued."""
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    settings = server_settings(bg_database_url, upstream, redis_url=redis_url, **TIMINGS)
+    server = RapportServer(settings).start()
+    own_redis: subprocess.Popen[bytes] | None = None
+    try:
+        project = await new_project(bg_sessions)
+        client = sdk(server, project)
+        text = marked("accepted while redis is down")
+        raw = await client.responses.with_raw_response.create(
+            model="test-model", input=text, background=True
+        )
+        created = raw.parse()
+        assert raw.http_response.status_code == 200
+        assert created.status == "queued"
+        own_redis = start_redis(port, tmp_path)
+        workers.start(RAPPORT_REDIS_URL=redis_url)
+        done = await ended(client, created.id, within=40)
+        assert (done.status, done.output_text) == ("completed", f"echo: {text}")
+        assert calls(upstream, text) == 1
+        headers = {"authorization": f"Bearer {project.secret}"}
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+            check_log(await read_stream(http, created.id, None), text)
+    finally:
+        server.stop()
+        if own_redis is not None:
+            own_redis.terminate()
+            own_redis.wait(timeout=10)

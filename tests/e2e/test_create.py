@@ -295,14 +295,18 @@ async def test_tool_calls_become_function_call_items(
     ]
 
 
-async def test_max_tool_calls_caps_calls(client: AsyncOpenAI) -> None:
+async def test_max_tool_calls_leaves_function_calls_alone(client: AsyncOpenAI) -> None:
+    """OpenAI's reference: `max_tool_calls` caps built-in (hosted) tool calls only; a client's
+    function calls are the client's to run (hosted calls: tests/e2e/test_mcp.py)."""
     response = await client.responses.create(
         model="test-model",
         input="[tool:a:{}] [tool:b:{}] [tool:c:{}]",
         tools=[{"type": "function", "name": n} for n in "abc"],  # type: ignore[misc]
-        max_tool_calls=2,
+        max_tool_calls=0,
     )
-    assert [item.name for item in response.output if item.type == "function_call"] == ["a", "b"]
+    calls = [item.name for item in response.output if item.type == "function_call"]
+    assert calls == ["a", "b", "c"]
+    assert response.max_tool_calls == 0
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["sync", "stream"])

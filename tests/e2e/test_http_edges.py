@@ -93,3 +93,78 @@ async def test_openapi_schema_is_served(rapport: RapportServer) -> None:
         answer = await http.get(f"{root(rapport)}/openapi/openapi.json")
     assert answer.status_code == 200
     assert "/v1/responses" in answer.json()["paths"]
+
+
+async def test_ids_are_checked_as_openai_checks_them(
+    rapport: RapportServer, project: Project
+) -> None:
+    """A wrong prefix is OpenAI's 400 invalid_value naming the parameter; a NUL byte in any id
+    is a 400 too, never a 500 from the database."""
+    headers = {"authorization": f"Bearer {project.secret}"}
+    async with httpx.AsyncClient(base_url=rapport.base_url, headers=headers, timeout=10) as http:
+        await _check_ids(http)
+
+
+async def _check_ids(http: httpx.AsyncClient) -> None:
+    for path, param in (
+        ("/conversations/abc", "conversation_id"),
+        ("/conversations/abc/items", "conversation_id"),
+        ("/responses/abc", "response_id"),
+        ("/responses/abc/input_items", "response_id"),
+        ("/responses/resp_%00x", "response_id"),
+        ("/conversations/conv_x%00/items/msg_1", "conversation_id"),
+        ("/conversations/conv_x/items/msg_%00", "item_id"),
+        ("/responses/resp_x/input_items?after=msg_%00", "after"),
+    ):
+        answer = await http.get(path)
+        assert answer.status_code == 400, (path, answer.text)
+        error = answer.json()["error"]
+        assert (error["param"], error["code"], error["type"]) == (
+            param,
+            "invalid_value",
+            "invalid_request_error",
+        ), path
+    answer = await http.post("/responses", json={"model": "m", "input": "x", "conversation": "abc"})
+    assert answer.json()["error"]["message"] == (
+        "Invalid 'conversation': 'abc'. Expected an ID that begins with 'conv'."
+    )
+    answer = await http.post(
+        "/responses", json={"model": "m", "input": "x", "previous_response_id": "msg_1"}
+    )
+    assert answer.json()["error"]["param"] == "previous_response_id"
+
+
+DEEP = '{"a":' * 980 + "{}" + "}" * 980
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            '{"model":"m","input":"x","tools":[{"type":"function","name":"f","parameters":%s}]}',
+            "tools[0]",
+        ),
+        (
+            '{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":[%s]}]}',
+            "input[0]",
+        ),
+        (
+            '{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"n","schema":%s}}}',
+            "text",
+        ),
+        ('{"model":"m","input":"x","prompt":{"id":"pmpt_x","variables":{"v":%s}}}', "prompt"),
+    ],
+    ids=["tool-parameters", "tool-output", "schema", "prompt-variables"],
+)
+async def test_deep_json_is_a_400_naming_the_param(
+    rapport: RapportServer, project: Project, body: str, param: str
+) -> None:
+    headers = {"authorization": f"Bearer {project.secret}"}
+    async with httpx.AsyncClient(base_url=rapport.base_url, headers=headers, timeout=10) as http:
+        for path in ("/responses", "/responses/input_tokens"):
+            if path.endswith("input_tokens") and param == "prompt":
+                continue  # input_tokens takes no prompt
+            answer = await http.post(path, content=body % DEEP)
+            assert answer.status_code == 400, answer.text
+            error = answer.json()["error"]
+            assert (error["param"], error["code"]) == (param, "invalid_value")

@@ -23,6 +23,7 @@ FAULTS = [
     ("[fail:404]", openai.NotFoundError, 404, "invalid_prompt"),
     ("[fail:401]", openai.InternalServerError, 502, "server_error"),
     ("[garbage]", openai.InternalServerError, 502, "server_error"),
+    ("[wrong-types]", openai.InternalServerError, 502, "server_error"),
     ("[sleep:3000]", openai.InternalServerError, 504, "server_error"),
 ]
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import httpx
 
 from app.config import ModelRoute, Settings
+from app.observability.upstream import ObservedProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
 
@@ -36,6 +37,9 @@ class ProviderRegistry:
             catch_all,
             ChatCompletionsProvider(catch_all, settings.upstream_api_key, client),
         )
+        # Every call timed and counted per route (app/observability/upstream.py).
+        self._routes = [(route, ObservedProvider(route.name, p)) for route, p in self._routes]
+        self._fallback = (catch_all, ObservedProvider("*", self._fallback[1]))
 
     def resolve(self, model: str) -> tuple[ModelRoute, Provider]:
         for route, provider in self._routes:

@@ -26,6 +26,7 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
+from app.observability import record
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows
@@ -115,6 +116,7 @@ class ResponseService:
         tools = toolset.build(hosted, settings, self._runtime.http, request.include)
         await toolset.check_hosts(hosted, settings)
         row = rows.new_row(caller, prepared, self._runtime.sealer)
+        record.started(row)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
         approvals.repoint(prepared.input_items, input_bodies)
@@ -170,6 +172,7 @@ class ResponseService:
 
     async def settle(self, started: Started, outcome: outcomes.Outcome) -> None:
         """Record the terminal state (unit of work #2), or only apply it when nothing is stored."""
+        record.settled(started.row, outcome)
         if started.store:
             await self._finish(started, outcome)
         else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from app.observability import record
 from app.providers.base import GenerationRequest
 from app.runs.emitter import Emitter, RawCall
 from app.tools import approvals
@@ -149,7 +150,8 @@ class HostedTurns:
     async def _run_one(
         self, tool: HostedTool, item: dict[str, Any], index: int, sink: EventSink | None
     ) -> str:
-        result = await tool.run(item, ItemEvents(sink, self._emitter.event, item["id"], index))
+        with record.tool_call(item):
+            result = await tool.run(item, ItemEvents(sink, self._emitter.event, item["id"], index))
         self._finish(index, sink)
         return result
 

@@ -47,7 +47,7 @@ FIELDS = (
 _TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Exception Group Traceback")
 _encoder = msgspec.json.Encoder()
 # The access log's message already says these; the console form does not repeat them.
-_IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms"})
+_IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms", "upstream", "setting"})
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -101,6 +101,14 @@ def build(database_handlers: Mapping[str, Handler], prompts: Callable[[Any], Non
 
     work = _add(commands, "worker", "run background jobs from Redis", serve.worker, _SERVER)
     work.add_argument("--concurrency", type=int, default=16, help="jobs run at once")
+    work.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics (its runs' upstream calls, tokens, jobs) "
+        "at http://HOST:PORT/metrics (default: not served)",
+    )
+    work.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
 
     db = _actions(commands, "db", "database migrations (Alembic)")
     upgrade = _add(

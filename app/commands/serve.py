@@ -62,6 +62,14 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     logs.configure(settings.log_level, settings.log_format)
     for warning in prepare_database(settings):
         log.warning(warning)
+    if args.metrics_port is not None:
+        # A worker's runs count their upstream calls and tokens in its own process; the API's
+        # /metrics cannot see them, so the worker serves its own.
+        from prometheus_client import start_http_server
+
+        check_port(args.metrics_host, args.metrics_port)
+        start_http_server(args.metrics_port, args.metrics_host)
+        log.info(f"worker metrics at {listen_url(args.metrics_host, args.metrics_port)}/metrics")
     run_on_fastest_loop(run_worker(settings, args.concurrency))
     return 0
 

@@ -13,6 +13,7 @@ each scrape adds up every process (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from typing import Any
@@ -36,6 +37,7 @@ from app import __version__
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MAX_LABEL_VALUES = 200
+SCRAPE_TIMEOUT = 2.0  # per source: a scrape answers even while the database hangs
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 HTTP_REQUESTS = Counter(
@@ -134,27 +136,35 @@ def count_tokens(model: str, project_id: str, usage: dict[str, Any] | None) -> N
 
 async def refresh_shared_gauges(runtime: Any) -> None:
     """Queue depth, jobs by state and live workers, read now (each best effort)."""
-    from app.db.models import ResponseRow
     from app.queue import heartbeat
 
     depth = getattr(runtime.queue, "depth", None)
     # Each source on its own: a scrape must not fail because one of them is down.
     if depth is not None:
         with contextlib.suppress(Exception):
-            QUEUE_DEPTH.set(await depth())
+            QUEUE_DEPTH.set(await asyncio.wait_for(depth(), SCRAPE_TIMEOUT))
     with contextlib.suppress(Exception):
-        async with runtime.engine.connect() as connection:
-            rows = await connection.execute(
-                sa.select(ResponseRow.status, sa.func.count())
-                .where(ResponseRow.background, ResponseRow.status.in_(("queued", "in_progress")))
-                .group_by(ResponseRow.status)
-            )
-            counts: dict[str, int] = {status: count for status, count in rows}
+        counts = await asyncio.wait_for(_active_jobs(runtime.engine), SCRAPE_TIMEOUT)
         for state in ("queued", "in_progress"):
             JOBS.labels(state).set(counts.get(state, 0))
     if runtime.redis is not None:
         with contextlib.suppress(Exception):
-            WORKERS.set(await heartbeat.live_workers(runtime.redis))
+            WORKERS.set(
+                await asyncio.wait_for(heartbeat.live_workers(runtime.redis), SCRAPE_TIMEOUT)
+            )
+
+
+async def _active_jobs(engine: Any) -> dict[str, int]:
+    """Background responses queued or running: read through the partial index on status."""
+    from app.db.models import ResponseRow
+
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sa.select(ResponseRow.status, sa.func.count())
+            .where(ResponseRow.background, ResponseRow.status.in_(("queued", "in_progress")))
+            .group_by(ResponseRow.status)
+        )
+        return {status: count for status, count in rows}
 
 
 def _registry() -> CollectorRegistry:

@@ -20,7 +20,7 @@ from app.config import Settings
 from app.queue import heartbeat
 from app.runtime import Runtime
 from tests.conftest import server_settings
-from tests.harness import RapportServer
+from tests.harness import RapportServer, free_port
 from tests.test_cli import blank_postgres_database, cli_env
 from tests.upstream import TestUpstream
 
@@ -116,14 +116,19 @@ def test_a_running_worker_makes_it_ready(
     redis_db: aioredis.Redis, with_redis: RapportServer, database_url: str
 ) -> None:
     env = cli_env(RAPPORT_DATABASE_URL=database_url, RAPPORT_REDIS_URL=REDIS_URL)
+    metrics_port = free_port()
+    command = [sys.executable, "-m", "app", "worker", "--concurrency", "1"]
     worker = subprocess.Popen(
-        [sys.executable, "-m", "app", "worker", "--concurrency", "1"],
+        [*command, "--metrics-port", str(metrics_port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         assert wait_for_status(with_redis, 200).status_code == 200
+        # The worker's own runs are counted in its own process, served on its own port.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert 'rapport_build_info{version="0.1.0"} 1.0' in scraped
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
         # A worker that stops cleanly takes its heartbeat with it.

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import sqlalchemy as sa
-from litestar import Litestar, Request, WebSocket, get, websocket
+from litestar import Litestar, Request, Response, WebSocket, get, websocket
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from app import __version__
+from app import __version__, readiness
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
 from app.conversations.controller import ConversationsController
@@ -29,6 +27,8 @@ from app.http import (
 )
 from app.models.controller import ModelsController
 from app.models.service import ModelService
+from app.observability import access, facts, tracing
+from app.observability.metrics import metrics_route
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
@@ -43,7 +43,9 @@ from app.transports.websocket import WebSocketTransport
 
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.authenticate(request.headers.get("authorization"))
+    caller = await authenticator.authenticate(request.headers.get("authorization"))
+    facts.note_caller(caller.project_id)
+    return caller
 
 
 def provide_response_service(request: Request[Any, Any, Any]) -> ResponseService:
@@ -75,22 +77,10 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", summary="The database (and Redis, when configured) answer")
-async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    started = time.perf_counter()
-    try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        raise HTTPException(status_code=503, detail="The database is not reachable.") from exc
-    database_ms = round((time.perf_counter() - started) * 1000, 2)
-    if runtime.redis is not None:
-        try:
-            await runtime.redis.ping()
-        except Exception as exc:
-            raise HTTPException(status_code=503, detail="Redis is not reachable.") from exc
-    return {"status": "ready", "database_ms": database_ms, "queue": type(runtime.queue).__name__}
+@get("/ready", summary="Database, schema, Redis and a worker (when configured) are there")
+async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    ok, body = await readiness.check(request.app.state.runtime)
+    return Response(body, status_code=200 if ok else 503)
 
 
 @websocket("/v1/responses")
@@ -133,7 +123,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 sweeper.cancel()
             await runtime.close()
 
-    return Litestar(
+    tracing.configure()
+    plugin = tracing.litestar_plugin()
+    app = Litestar(
         route_handlers=[
             ResponsesController,
             responses_socket,
@@ -142,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModelsController,
             health,
             ready,
+            metrics_route,
         ],
         dependencies={
             "caller": Provide(provide_caller),
@@ -162,4 +155,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
         debug=False,
         logging_config=None,
+        plugins=[plugin] if plugin is not None else [],
     )
+    # Outside Litestar's router, so unknown routes and Litestar's own refusals are logged too.
+    access.install(app)
+    return app

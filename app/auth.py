@@ -78,8 +78,9 @@ class Authenticator:
             if row is None:
                 self._cache.pop(digest, None)
                 raise Unauthorized(
-                    f"Incorrect API key provided: {mask(secret)}. You can find your gateway "
-                    "keys with `rapport keys list`.",
+                    f"Incorrect API key provided: {mask(secret)}. Secrets are shown once, "
+                    "when minted: mint a gateway key with `rapport keys create --name NAME` "
+                    "(it joins the default project, which keeps earlier responses visible).",
                     code="invalid_api_key",
                 )
             if now - self._last_used_written.get(row.id, -LAST_USED_EVERY_SECONDS) >= (
@@ -121,6 +122,16 @@ async def create_key(
     async with unit_of_work(sessions) as session:
         session.add(row)
     return _info(row), secret
+
+
+async def default_project_id(sessions: async_sessionmaker[AsyncSession]) -> str | None:
+    """The project of the first key ever minted, revoked or not: `keys create` puts new keys
+    there unless told otherwise, so re-running the quick start keeps the earlier responses."""
+    async with unit_of_work(sessions) as session:
+        project_id: str | None = await session.scalar(
+            sa.select(ApiKey.project_id).order_by(ApiKey.created_at, ApiKey.id).limit(1)
+        )
+    return project_id
 
 
 async def list_keys(sessions: async_sessionmaker[AsyncSession]) -> list[KeyInfo]:

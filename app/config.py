@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True):
     upstream_timeout_seconds: float = 600.0
     upstream_connect_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    # "json" or "console"; unset: console on a terminal, JSON anywhere else (app/logs.py).
+    log_format: Literal["json", "console"] | None = None
     # How long a running response's heartbeat and conversation lock hold without renewal.
     lease_seconds: float = 30.0
     # How long a background response's events stay replayable after it ends.
@@ -108,7 +110,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         routes=load_routes(Path(models_file)) if models_file else (),
         upstream_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_TIMEOUT", 600.0),
         upstream_connect_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_CONNECT_TIMEOUT", 10.0),
-        log_level=(env.get("RAPPORT_LOG_LEVEL") or "INFO").upper(),
+        log_level=_log_level(env.get("RAPPORT_LOG_LEVEL")),
+        log_format=_log_format(env.get("RAPPORT_LOG_FORMAT")),
         lease_seconds=_float(env, "RAPPORT_LEASE_SECONDS", 30.0),
         event_ttl_seconds=_float(env, "RAPPORT_EVENT_TTL_SECONDS", 600.0),
         max_attempts=int(_float(env, "RAPPORT_MAX_ATTEMPTS", 3)),
@@ -134,6 +137,27 @@ def load_routes(path: Path) -> tuple[ModelRoute, ...]:
         return tuple(msgspec.convert(document.get("models", []), list[ModelRoute]))
     except msgspec.ValidationError as exc:
         raise ConfigError(f"RAPPORT_MODELS: {path}: {exc}") from None
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str | None) -> str:
+    value = (raw or "INFO").strip().upper()
+    if value not in _LOG_LEVELS:
+        raise ConfigError(f"RAPPORT_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, not {raw!r}")
+    return value
+
+
+def _log_format(raw: str | None) -> Literal["json", "console"] | None:
+    if not raw:
+        return None
+    value = raw.strip().lower()
+    if value == "json":
+        return "json"
+    if value == "console":
+        return "console"
+    raise ConfigError(f"RAPPORT_LOG_FORMAT must be 'json' or 'console', not {raw!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -28,6 +28,7 @@ MCP_LIST_TOOLS = "mcpl"
 MCP_APPROVAL_REQUEST = "mcpr"
 MCP_APPROVAL_RESPONSE = "mcpa"
 WEB_SEARCH_CALL = "ws"
+WORKER = "wrk"  # a `rapport worker` process, in its heartbeat
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 

@@ -1,7 +1,9 @@
-"""Structured logs: one JSON object per line, carrying ids (response, project, request) only.
+"""Structured logs on stderr: JSON lines for machines, or a readable console form for people.
 
 Only whitelisted `extra` fields are written, so a log call cannot leak a key or a body by
-accident; exception tracebacks are dropped for the same reason.
+accident; tracebacks are dropped for the same reason — also those that a library (uvicorn's
+lifespan) has already formatted into its message. `RAPPORT_LOG_FORMAT` picks the form; unset,
+a terminal gets the console form and anything else (a container, a file, a pipe) JSON.
 """
 
 from __future__ import annotations
@@ -9,11 +11,54 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Literal
 
 import msgspec
 
-_FIELDS = ("request_id", "response_id", "project_id", "key_id", "error_kind", "path", "status")
+LogFormat = Literal["json", "console"]
+
+# Ids, the access log's facts and the start-up banner's: never a key, a body or a message text
+# of a client's.
+FIELDS = (
+    "request_id",
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "response_id",
+    "conversation_id",
+    "project_id",
+    "key_id",
+    "model",
+    "upstream_ms",
+    "input_tokens",
+    "output_tokens",
+    "stream",
+    "error_kind",
+    "path",
+    "version",
+    "listen",
+    "database",
+    "queue",
+    "upstream",
+    "routes",
+    "setting",
+)
+_TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Exception Group Traceback")
 _encoder = msgspec.json.Encoder()
+# The access log's message already says these; the console form does not repeat them.
+_IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms", "upstream", "setting"})
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message with any formatted traceback cut off (it may quote SQL parameters,
+    a request body or a key)."""
+    text = record.getMessage()
+    cut = min((text.find(m) for m in _TRACEBACK_MARKERS if m in text), default=-1)
+    if cut >= 0:
+        text = text[:cut].rstrip(" \n+|") or "an error occurred"
+        text += " (traceback withheld)"
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,21 +67,41 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
-        for field in _FIELDS:
+        for field in FIELDS:
             value = getattr(record, field, None)
             if value is not None:
                 line[field] = value
         return _encoder.encode(line).decode()
 
 
-def configure(level: str = "INFO") -> None:
+class ConsoleFormatter(logging.Formatter):
+    """`12:00:01 info  message  key=value …`: the same whitelisted fields, for a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        parts = [f"{clock} {record.levelname.lower():<7} {_message(record)}"]
+        for field in FIELDS:
+            value = getattr(record, field, None)
+            if value is not None and field not in _IN_MESSAGE:
+                parts.append(f"{field}={value}")
+        return "  ".join(parts)
+
+
+def default_format() -> LogFormat:
+    return "console" if sys.stderr.isatty() else "json"
+
+
+def configure(level: str = "INFO", fmt: LogFormat | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    chosen = fmt or default_format()
+    handler.setFormatter(ConsoleFormatter() if chosen == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx logs every upstream request line at INFO; the runner logs what matters.
+    # httpx logs every upstream request line at INFO; the runner logs what matters. Alembic
+    # logs a line per migration step; `rapport` says in one line what it migrated.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime

@@ -175,7 +175,7 @@ def test_keys_create_list_revoke(
     mints are the ones the server accepts, and a revoke is seen by the live server.
     """
     env = cli_env(RAPPORT_DATABASE_URL=database_url)
-    first = create_key(env, "--name", "cli-first")
+    first = create_key(env, "--name", "cli-first", "--new-project")
     assert first.secret.startswith("sk-gateway-")
     second = create_key(env, "--name", "cli-second", "--project", first.project_id)
     assert second.secret.startswith("sk-gateway-")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.observability import tracing
 from app.wire.codec import encoder
 
 
@@ -68,5 +69,6 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 @asynccontextmanager
 async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on any exception, always return the connection."""
-    async with sessions() as session, session.begin():
-        yield session
+    with tracing.span("db.unit_of_work"):
+        async with sessions() as session, session.begin():
+            yield session

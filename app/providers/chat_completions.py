@@ -2,7 +2,9 @@
 
 One pooled AsyncClient serves every route; each call sets its own timeout from the route.
 Connection failures are retried by the transport (nothing reached the upstream, so a retry
-cannot double-charge or double-generate); nothing else is retried here.
+cannot double-charge or double-generate); nothing else is retried here. An upstream that
+cannot be reached is named (its URL, without credentials or query) with the setting that
+points there, since a wrong or missing base URL is the usual cause.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import httpx
 import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
+from app import redact
 from app.config import ModelRoute
 from app.providers import chunks, logprobs, translate
 from app.providers.base import (
@@ -38,16 +41,28 @@ from app.wire.codec import encoder
 from app.wire.models import Model
 
 _MAX_UPSTREAM_MESSAGE = 500
+_NOT_CONNECTED, _ANSWERED, _STREAMING = 0, 1, 2
 # Where a Python (or similar) stack trace starts inside an upstream's error message.
 _STACK_TRACE = re.compile(r'(?m)^\s*(?:Traceback \(most recent call last\)|File "[^"]*", line \d+)')
 
 
 class ChatCompletionsProvider:
-    def __init__(self, route: ModelRoute, api_key: str | None, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        route: ModelRoute,
+        api_key: str | None,
+        client: httpx.AsyncClient,
+        setting: str | None = None,
+    ) -> None:
         self._route = route
         self._client = client
         self._url = route.base_url.rstrip("/") + "/chat/completions"
         self._models_url = route.base_url.rstrip("/") + "/models"
+        where = setting or f"the base_url of the route {route.name!r} in the models file"
+        self._unreachable = (
+            f"cannot reach the upstream at {redact.plain_url(self._url)} ({{kind}}); "
+            f"is it running? It is set by {where}"
+        )
         self._api_key = api_key
         self._headers = {"content-type": "application/json"}
         if api_key:
@@ -69,7 +84,7 @@ class ChatCompletionsProvider:
                 f"no answer within {self._route.timeout_seconds:g} seconds"
             ) from None
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})") from None
+            raise self._cannot_reach(exc) from None
         if answer.status_code >= 400:
             raise self._status_error(answer)
         try:
@@ -114,6 +129,8 @@ class ChatCompletionsProvider:
         finish_reason: str | None = None
         usage: object = None
         service_tier: str | None = None
+        # How far the stream got, so a failure says whether it ever started.
+        progress = _NOT_CONNECTED
         try:
             async with aconnect_sse(
                 self._client,
@@ -126,7 +143,9 @@ class ChatCompletionsProvider:
                 if source.response.status_code >= 400:
                     await source.response.aread()
                     raise self._status_error(source.response)
+                progress = _ANSWERED
                 async for event in source.aiter_sse():
+                    progress = _STREAMING
                     if event.data == "[DONE]":
                         # Read on to the end of the body rather than break: a connection left
                         # mid-body is closed, and the next stream would open a new one.
@@ -147,10 +166,20 @@ class ChatCompletionsProvider:
                 "the upstream did not answer with an event stream"
             ) from None
         except httpx.HTTPError as exc:
+            if progress == _NOT_CONNECTED:
+                raise self._cannot_reach(exc) from None
+            if progress == _ANSWERED:
+                raise UpstreamUnavailable(
+                    f"the upstream closed the stream before sending any event "
+                    f"({type(exc).__name__})"
+                ) from None
             raise UpstreamUnavailable(f"the stream broke off ({type(exc).__name__})") from None
         if finish_reason is None:
             raise UpstreamProtocolError("the stream ended before the model finished")
         yield StreamEnd(finish_reason, translate.usage_from(usage), service_tier)
+
+    def _cannot_reach(self, exc: httpx.HTTPError) -> UpstreamUnavailable:
+        return UpstreamUnavailable(self._unreachable.format(kind=type(exc).__name__))
 
     def _status_error(self, answer: httpx.Response) -> UpstreamStatusError:
         status = answer.status_code

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import httpx
 
 from app.config import ModelRoute, Settings
+from app.observability.upstream import ObservedProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
 
@@ -31,9 +32,19 @@ class ProviderRegistry:
         self._routes: list[tuple[ModelRoute, Provider]] = []
         for route in settings.routes:
             api_key = env.get(route.api_key_env) if route.api_key_env else None
-            self._routes.append((route, ChatCompletionsProvider(route, api_key, client)))
-        self._catch_all = ChatCompletionsProvider(catch_all, settings.upstream_api_key, client)
-        self._fallback: tuple[ModelRoute, Provider] = (catch_all, self._catch_all)
+            models_file = settings.models_file or "the models file"
+            where = f"the base_url of the route {route.name!r} in {models_file} (RAPPORT_MODELS)"
+            provider = ChatCompletionsProvider(route, api_key, client, setting=where)
+            self._routes.append((route, provider))
+        self._catch_all = ChatCompletionsProvider(
+            catch_all, settings.upstream_api_key, client, setting="RAPPORT_UPSTREAM_BASE_URL"
+        )
+        # Every call timed and counted per route (app/observability/upstream.py).
+        self._routes = [(route, ObservedProvider(route.name, p)) for route, p in self._routes]
+        self._fallback: tuple[ModelRoute, Provider] = (
+            catch_all,
+            ObservedProvider("*", self._catch_all),
+        )
 
     @property
     def named_routes(self) -> tuple[ModelRoute, ...]:

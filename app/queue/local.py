@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -23,17 +24,26 @@ class LocalQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._keys: set[str] = set()
+        self._running = 0
 
     async def enqueue(self, response_id: str, *, key: str | None = None) -> None:
         key = key or response_id
         if key in self._keys or response_id in self._tasks:
             return
         self._keys.add(key)
-        task = asyncio.create_task(self._run(response_id, key), name=f"job:{response_id}")
+        # A context of its own: the job outlives the request that queued it, and must not
+        # write into that request's access-log facts or trace.
+        task = asyncio.create_task(
+            self._run(response_id, key), name=f"job:{response_id}", context=contextvars.Context()
+        )
         self._tasks[response_id] = task
 
     async def is_pending(self, response_id: str, started_within: float) -> bool:
         return response_id in self._tasks
+
+    async def depth(self) -> int:
+        """Jobs waiting for a slot (those running hold one)."""
+        return max(0, len(self._tasks) - self._running)
 
     async def abort(self, response_id: str) -> None:
         task = self._tasks.get(response_id)
@@ -51,7 +61,11 @@ class LocalQueue:
     async def _run(self, response_id: str, key: str) -> None:
         try:
             async with self._slots:
-                await self._job(response_id)
+                self._running += 1
+                try:
+                    await self._job(response_id)
+                finally:
+                    self._running -= 1
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001  (the job settles its own row; log and move on)

@@ -51,6 +51,10 @@ class RedisJobQueue:
         age = time.time() - job.started / 1000  # saq keeps milliseconds
         return job.status == Status.ACTIVE and age < started_within
 
+    async def depth(self) -> int:
+        """Jobs waiting for a worker."""
+        return await self.saq.count("queued")
+
     async def abort(self, response_id: str) -> None:
         await self._redis.publish(CANCEL_CHANNEL, response_id)
 

@@ -14,7 +14,10 @@ from typing import Any
 
 from saq import Worker
 
+from app import ids
 from app.config import Settings
+from app.observability import tracing
+from app.queue import heartbeat
 from app.queue.redis import CANCEL_CHANNEL, JOB_FUNCTION, RedisJobQueue
 from app.queue.sweeper import sweep_forever
 from app.responses.service import ResponseService
@@ -27,14 +30,17 @@ log = logging.getLogger("rapport.worker")
 async def run_worker(settings: Settings, concurrency: int) -> None:
     runtime = Runtime(settings)
     assert isinstance(runtime.queue, RedisJobQueue)  # the CLI refuses to start without Redis
+    assert runtime.redis is not None
+    tracing.configure()
     await runtime.open()
+    worker_id = ids.new_id(ids.WORKER)
     responses = ResponseService(runtime)
     running: dict[str, asyncio.Task[None]] = {}
 
     async def run_response(_ctx: Any, *, response_id: str) -> None:
         # The run is a task of its own, so a cancel stops it without cancelling saq's task
         # (saq would then count the job as aborted and wait on it at shutdown).
-        run = asyncio.create_task(jobs.run_job(runtime, responses, response_id))
+        run = asyncio.create_task(_traced_job(runtime, responses, response_id))
         running[response_id] = run
         try:
             await asyncio.shield(run)
@@ -59,8 +65,9 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     helpers = [
         asyncio.create_task(_listen_for_cancels(runtime, running)),
         asyncio.create_task(sweep_forever(runtime)),
+        asyncio.create_task(heartbeat.beat_forever(runtime.redis, worker_id)),
     ]
-    log.info(f"worker started, concurrency {concurrency}")
+    log.info(f"worker {worker_id} started, concurrency {concurrency}")
     try:
         await worker.start()  # returns on SIGTERM/SIGINT (saq installs the handlers)
     finally:
@@ -69,7 +76,13 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await heartbeat.stop(runtime.redis, worker_id)
         await runtime.close()
+
+
+async def _traced_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+    with tracing.span("job.run", {"rapport.response_id": response_id}):
+        await jobs.run_job(runtime, responses, response_id)
 
 
 async def _listen_for_cancels(runtime: Runtime, running: dict[str, asyncio.Task[Any]]) -> None:

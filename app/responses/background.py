@@ -20,6 +20,7 @@ from app.conversations import repository as conversations
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import InvalidRequest, response_not_found
+from app.observability import metrics
 from app.responses import convert, repository
 from app.responses.service import ResponseService
 from app.runs.emitter import Emitter
@@ -75,6 +76,7 @@ class BackgroundResponses:
                 "This response can no longer be streamed: its events have expired.",
                 param="stream",
             )
+        metrics.STREAM_RESUMES.inc()
         return _frames(self._runtime.event_log.follow(response_id, starting_after), obfuscate)
 
     async def cancel(self, caller: Caller, response_id: str) -> Response:

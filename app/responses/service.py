@@ -26,6 +26,7 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
+from app.observability import record
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows, settling
@@ -129,6 +130,7 @@ class ResponseService:
         tools = toolset.build(hosted, settings, self._runtime.http, request.include)
         await toolset.check_hosts(hosted, settings)
         row = rows.new_row(caller, prepared, self._runtime.sealer)
+        record.started(row)
         store = request.store is not False
         input_bodies = [stored_body(item) for item in prepared.input_items]
         approvals.repoint(prepared.input_items, input_bodies)
@@ -196,7 +198,9 @@ class ResponseService:
     async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome:
         """Record the terminal state (unit of work #2); returns the outcome that stands, which
         is what the client must get (settling.py says when it is not `outcome`)."""
-        return await settling.settle(self._sessions, started, outcome)
+        settled = await settling.settle(self._sessions, started, outcome)
+        record.settled(started.row, settled)
+        return settled
 
     async def _start(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from app.observability import record
 from app.providers.base import GenerationRequest
 from app.providers.catalog import catalog_for
 from app.runs.emitter import Emitter, RawCall
@@ -151,7 +152,8 @@ class HostedTurns:
     async def _run_one(
         self, tool: HostedTool, item: dict[str, Any], index: int, sink: EventSink | None
     ) -> str:
-        result = await tool.run(item, ItemEvents(sink, self._emitter.event, item["id"], index))
+        with record.tool_call(item):
+            result = await tool.run(item, ItemEvents(sink, self._emitter.event, item["id"], index))
         self._finish(index, sink)
         return result
 

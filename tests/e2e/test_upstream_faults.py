@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import ROUTE_KEY, UPSTREAM_KEY, Project
+from tests.conftest import ROUTE_KEY, UPSTREAM_KEY, Project, sdk, server_settings
+from tests.harness import RapportServer
 from tests.upstream import TestUpstream
 
 FAULTS = [
@@ -88,11 +89,43 @@ async def test_an_upstreams_stack_trace_reaches_no_client(client: AsyncOpenAI, s
 async def test_unreachable_upstream(
     client: AsyncOpenAI, project: Project, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
+    """The 502 and the stored error name the URL tried and the setting that points there."""
     with pytest.raises(openai.InternalServerError) as caught:
         await client.responses.create(model="dead-model", input="anyone there?")
     assert caught.value.status_code == 502
     [row] = await stored_failures(sessions, project)
     assert row.status == "failed"
+    for message in (caught.value.message, row.error["message"]):  # type: ignore[index]
+        assert "cannot reach the upstream at http://127.0.0.1:9/v1/chat/completions" in message
+        assert "the base_url of the route 'dead-*'" in message
+        assert "RAPPORT_MODELS" in message
+        assert "broke off" not in message
+
+
+async def test_unreachable_catch_all_names_its_setting(
+    database_url: str, upstream: TestUpstream, project: Project
+) -> None:
+    """A stream that never started does not say it broke off; the catch-all names its variable.
+    Credentials in the base URL are not repeated."""
+    dead = "http://user:s3cret@127.0.0.1:9/v1"
+    settings = server_settings(database_url, upstream, upstream_base_url=dead)
+    server = RapportServer(settings).start()
+    try:
+        client = sdk(server, project)
+        async with client.responses.stream(model="test-model", input="hi") as stream:
+            events = [event async for event in stream]
+        failed = events[-1]
+        assert failed.type == "response.failed"
+        error = failed.response.error
+        assert error is not None
+        assert (
+            "cannot reach the upstream at http://127.0.0.1:9/v1/chat/completions" in error.message
+        )
+        assert "RAPPORT_UPSTREAM_BASE_URL" in error.message
+        for secret in ("broke off", "user", "s3cret"):
+            assert secret not in error.message
+    finally:
+        server.stop()
 
 
 async def test_routes_rename_models_and_use_their_own_key(

@@ -61,7 +61,13 @@ async def conversation_of(
             token_counts=counts,
             token_encoding=encoding if counts is not None else None,
         )
-        await conversations.append(session, conversation_id, [body["id"] for body in bodies])
+        counted = [
+            conversations.Counted(count, encoding if counts is not None else None, body["type"])
+            for body, count in zip(bodies, counts or [None] * len(bodies), strict=True)
+        ]
+        await conversations.append(
+            session, conversation_id, [body["id"] for body in bodies], counted
+        )
     return conversation_id
 
 

@@ -116,29 +116,49 @@ _CHAIN = {"postgresql": _chain_statement(lateral=True), "sqlite": _chain_stateme
 
 
 def _conversation_statement(aggregated: bool) -> sa.Executable:
-    """A keyset range read of the conversation's order joined to `items`. On Postgres bodies
-    and counts come back as two JSON arrays (json_agg in seq order), each decoded in one call:
-    per-row result processing costs ≈ 16 µs an item."""
+    """The cut is found in `conversation_items` alone (each row carries its item's count and
+    type): a window function over one index range of a narrow table gives the first seq to
+    read; only from there is `items` joined for the bodies. On Postgres bodies and counts come
+    back as two JSON arrays (json_agg in seq order), each decoded in one call: per-row result
+    processing costs ≈ 16 µs an item."""
+    count = sa.case(
+        (LINKS.c.token_encoding == sa.bindparam("token_encoding"), LINKS.c.token_count),
+        else_=sa.null(),
+    )
+    mine = LINKS.c.conversation_id == sa.bindparam("conversation_id")
     rows = (
-        sa.select(LINKS.c.seq, ITEMS.c.body, cached_count(ITEMS).label("token_count"), ITEMS.c.type)
-        .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
-        .where(LINKS.c.conversation_id == sa.bindparam("conversation_id"))
+        sa.select(LINKS.c.seq, count.label("token_count"), LINKS.c.item_type.label("type"))
+        .where(mine)
         .subquery("rows")
     )
-    columns = _cut(rows, (rows.c.seq.desc(),))
-    cut = sa.select(*rows.c, *columns).subquery("cut")
-    kept = sa.select(cut).where(_kept(cut)).subquery("kept")
+    cut = sa.select(rows.c.seq, *_cut(rows, (rows.c.seq.desc(),))).subquery("cut")
+    bounds = (
+        sa.select(
+            sa.func.min(cut.c.seq).label("first_seq"),
+            sa.func.max(cut.c.total_tokens).label("total_tokens"),
+            sa.func.max(cut.c.newer_tokens).label("kept_tokens"),
+        )
+        .where(_kept(cut))
+        .subquery("bounds")
+    )
+    # The bodies' own cached counts (the copies may predate a recount with another encoding).
+    body_count = cached_count(ITEMS)
+    joined = (
+        sa.select(LINKS.c.seq, ITEMS.c.body, body_count.label("token_count"))
+        .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
+        .join(bounds, sa.true())
+        .where(mine, LINKS.c.seq >= bounds.c.first_seq)
+    )
     if not aggregated:
-        return sa.select(
-            kept.c.body, kept.c.token_count, kept.c.total_tokens, kept.c.newer_tokens
-        ).order_by(kept.c.seq)
+        return joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).order_by(LINKS.c.seq)
+    page = joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).subquery("page")
     return sa.select(
-        sa.type_coerce(sa.func.json_agg(aggregate_order_by(kept.c.body, kept.c.seq)), sa.JSON()),
+        sa.type_coerce(sa.func.json_agg(aggregate_order_by(page.c.body, page.c.seq)), sa.JSON()),
         sa.type_coerce(
-            sa.func.json_agg(aggregate_order_by(kept.c.token_count, kept.c.seq)), sa.JSON()
+            sa.func.json_agg(aggregate_order_by(page.c.token_count, page.c.seq)), sa.JSON()
         ),
-        sa.func.max(kept.c.total_tokens),
-        sa.func.max(kept.c.newer_tokens),
+        sa.func.max(page.c.total_tokens),
+        sa.func.max(page.c.kept_tokens),
     )
 
 
@@ -191,7 +211,7 @@ async def conversation_items(
     if not rows:
         return Read([], [])
     return Read(
-        [row[0] for row in rows], [row[1] for row in rows], _omitted(rows[0][2], rows[0][3] or 0)
+        [row[1] for row in rows], [row[2] for row in rows], _omitted(rows[0][3], rows[0][4] or 0)
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,10 +53,25 @@ async def soft_delete(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def append(session: AsyncSession, conversation_id: str, item_ids: Sequence[str]) -> None:
+class Counted(NamedTuple):
+    """What a conversation keeps of an item beside its place: its cached count, the count's
+    encoding and its type (what the context read cuts by)."""
+
+    token_count: int | None = None
+    token_encoding: str | None = None
+    item_type: str | None = None
+
+
+async def append(
+    session: AsyncSession,
+    conversation_id: str,
+    item_ids: Sequence[str],
+    counted: Sequence[Counted] | None = None,
+) -> None:
     """Append item references in order; the seq range comes from one atomic counter bump."""
     if not item_ids:
         return
+    counted = counted or [Counted()] * len(item_ids)
     end = await session.scalar(
         sa.update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -68,8 +83,13 @@ async def append(session: AsyncSession, conversation_id: str, item_ids: Sequence
     await session.execute(
         sa.insert(ConversationItem),
         [
-            {"conversation_id": conversation_id, "seq": start + offset, "item_id": item_id}
-            for offset, item_id in enumerate(item_ids)
+            {
+                "conversation_id": conversation_id,
+                "seq": start + offset,
+                "item_id": item_id,
+                **entry._asdict(),
+            }
+            for offset, (item_id, entry) in enumerate(zip(item_ids, counted, strict=True))
         ],
     )
 

@@ -141,6 +141,8 @@ class ConversationService:
         conversation_id: str,
         bodies: list[dict[str, Any]],
     ) -> None:
+        counts = [item_tokens(_FALLBACK_COUNTER, body) for body in bodies]
+        encoding = _FALLBACK_COUNTER.encoding_name
         await items_repository.insert_items(
             session,
             project_id=caller.project_id,
@@ -150,7 +152,11 @@ class ConversationService:
             created_at=utcnow(),
             # No model is known yet: counted with the fallback encoding, recounted by a
             # response whose model uses another (the cache is keyed by encoding).
-            token_counts=[item_tokens(_FALLBACK_COUNTER, body) for body in bodies],
-            token_encoding=_FALLBACK_COUNTER.encoding_name,
+            token_counts=counts,
+            token_encoding=encoding,
         )
-        await repository.append(session, conversation_id, [body["id"] for body in bodies])
+        counted = [
+            repository.Counted(count, encoding, body["type"])
+            for body, count in zip(bodies, counts, strict=True)
+        ]
+        await repository.append(session, conversation_id, [body["id"] for body in bodies], counted)

@@ -57,8 +57,7 @@ class ModelService:
         return Model(id=route.name, created=self._configured_at, owned_by=OWNER)
 
     def _reaches_catch_all(self, model: str) -> bool:
-        _, provider = self._providers.resolve(model)
-        return provider is self._providers.catch_all
+        return self._providers.resolve(model) is self._providers.fallback
 
     async def _upstream_models(self) -> list[Model]:
         async with self._lock:  # one fetch at a time; the others wait and read its result

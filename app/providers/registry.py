@@ -55,6 +55,11 @@ class ProviderRegistry:
         """The upstream for every model the models file does not name."""
         return self._catch_all
 
+    @property
+    def fallback(self) -> tuple[ModelRoute, Provider]:
+        """What `resolve` answers for a model no route names."""
+        return self._fallback
+
     def resolve(self, model: str) -> tuple[ModelRoute, Provider]:
         for route, provider in self._routes:
             if route.name == model or fnmatch.fnmatchcase(model, route.name):

@@ -69,6 +69,7 @@ async def _finish(
     """
     row = started.row
     final = rows.final_values(row, outcome.values)
+    output_counts = started.fitter.counts(outcome.output)
     async with unit_of_work(sessions) as session:
         if not await repository.finish_response(
             session, row.project_id, row.id, final, epoch=row.attempts
@@ -81,7 +82,7 @@ async def _finish(
             side=repository.OUTPUT,
             bodies=outcome.output,
             created_at=utcnow(),
-            token_counts=started.fitter.counts(outcome.output),
+            token_counts=output_counts,
             token_encoding=started.fitter.encoding,
         )
         if row.conversation_id is not None:
@@ -90,9 +91,35 @@ async def _finish(
             # the new holder's (the fenced write above already refuses most such runs).
             if holder in (row.id, None) and outcome.status in ("completed", "incomplete"):
                 turn = started.input_ids + [item["id"] for item in outcome.output]
-                await conversations.append(session, row.conversation_id, turn)
+                await conversations.append(
+                    session, row.conversation_id, turn, _counted(started, output_counts, outcome)
+                )
             await conversations.release_lease(session, row.conversation_id, row.id)
     return True
+
+
+def _counted(
+    started: Started, output_counts: list[int], outcome: outcomes.Outcome
+) -> list[conversations.Counted]:
+    """The turn's items as the conversation keeps them: counts in the run's encoding."""
+    encoding = started.fitter.encoding
+    inputs = started.input
+    known = len(inputs.bodies) == len(started.input_ids)  # else: counted on the next read
+    input_counts: list[int | None] = (
+        list(inputs.counts) if known else [None] * len(started.input_ids)
+    )
+    input_types = (
+        [body["type"] for body in inputs.bodies] if known else [None] * len(started.input_ids)
+    )
+    entries = [
+        conversations.Counted(count, encoding if count is not None else None, kind)
+        for count, kind in zip(input_counts, input_types, strict=True)
+    ]
+    entries += [
+        conversations.Counted(count, encoding, item["type"])
+        for item, count in zip(outcome.output, output_counts, strict=True)
+    ]
+    return entries
 
 
 async def _stored(sessions: async_sessionmaker[AsyncSession], started: Started) -> outcomes.Outcome:

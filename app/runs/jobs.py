@@ -167,6 +167,9 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         fitter=fitter,
         plan=window.plan if window is not None else None,
         tools=hosted,
+        input=History(input_bodies, list(window.input_counts), encoding=fitter.encoding)
+        if window is not None
+        else History(),
     )
     if failure is not None:
         await responses.settle(started, failure)

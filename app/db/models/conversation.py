@@ -38,3 +38,8 @@ class ConversationItem(Base):
     item_id: Mapped[str] = mapped_column(
         sa.String(64), sa.ForeignKey("items.id", ondelete="CASCADE"), index=True
     )
+    # Copies of the item's cached count, its encoding and its type, so that the cut of a
+    # conversation's context is found in this narrow table (app/context/repository.py).
+    token_count: Mapped[int | None] = mapped_column(sa.Integer)
+    token_encoding: Mapped[str | None] = mapped_column(sa.String(16))
+    item_type: Mapped[str | None] = mapped_column(sa.String(40))

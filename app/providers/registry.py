@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from app.config import ModelRoute, Settings
+from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
+
+Builder = Callable[[ModelRoute, str | None, httpx.AsyncClient], Provider]
+# The models file's `provider` → its adapter; each takes (route, api key, the shared client).
+PROVIDERS: dict[str, Builder] = {
+    "openai-chat": ChatCompletionsProvider,
+    "anthropic": AnthropicProvider,
+}
 
 
 class ProviderRegistry:
@@ -31,7 +39,7 @@ class ProviderRegistry:
         self._routes: list[tuple[ModelRoute, Provider]] = []
         for route in settings.routes:
             api_key = env.get(route.api_key_env) if route.api_key_env else None
-            self._routes.append((route, ChatCompletionsProvider(route, api_key, client)))
+            self._routes.append((route, PROVIDERS[route.provider](route, api_key, client)))
         self._catch_all = ChatCompletionsProvider(catch_all, settings.upstream_api_key, client)
         self._fallback: tuple[ModelRoute, Provider] = (catch_all, self._catch_all)
 

@@ -3,7 +3,8 @@ makes of the same pieces streamed (app/runs/emitter.py): consecutive text is one
 reasoning runs until its block ends, a call or a foreign item ends whatever was open.
 
 Native providers parse their answer into these pieces in the upstream's order, so a streamed
-and a whole answer of the same model turn store the same items.
+and a whole answer of the same model turn store the same items; a provider that parses its
+whole answer into stream deltas hands them to `apply`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from app.providers import tool_mapping, translate
+from app.providers.base import (
+    Delta,
+    ForeignItem,
+    ReasoningDelta,
+    ReasoningEnd,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+)
 from app.providers.catalog import ToolCatalog
 from app.wire.items import new_item_id
 
@@ -34,6 +44,35 @@ class Assembler:
         self.output: list[dict[str, Any]] = []
         self._catalog = catalog
         self._open: dict[str, Any] | None = None
+        self._call: list[Any] | None = None  # [index, call_id, name, arguments] being gathered
+
+    def apply(self, delta: Delta) -> None:
+        """One stream delta; a tool call's pieces gather until something else comes."""
+        if isinstance(delta, ToolCallDelta):
+            if self._call is not None and self._call[0] == delta.index:
+                self._call[3] += delta.arguments
+                return
+            self._flush()
+            self._open = None
+            self._call = [delta.index, delta.call_id, delta.name or "", delta.arguments]
+            return
+        self._flush()
+        if isinstance(delta, TextDelta):
+            self.text(delta.text)
+        elif isinstance(delta, RefusalDelta):
+            self.refusal(delta.text)
+        elif isinstance(delta, ReasoningDelta):
+            self.reasoning(delta.text)
+        elif isinstance(delta, ReasoningEnd):
+            self.reasoning_end(delta.encrypted_content)
+        elif isinstance(delta, ForeignItem):
+            self.foreign(delta.item)
+
+    def _flush(self) -> None:
+        if self._call is not None:
+            _, call_id, name, arguments = self._call
+            self._call = None
+            self.call(call_id, name, arguments)
 
     def reasoning(self, text: str) -> None:
         item = self._opened("reasoning")
@@ -67,6 +106,7 @@ class Assembler:
     def finish(self, status: str) -> list[dict[str, Any]]:
         """The items, messages and calls marked `status` (completed, or incomplete when the
         answer was cut short), as the chat-completions path marks them."""
+        self._flush()
         for item in self.output:
             if item["type"] in _MARKED:
                 item["status"] = status

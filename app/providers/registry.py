@@ -12,12 +12,14 @@ from app.config import ModelRoute, Settings
 from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
+from app.providers.gemini import GeminiProvider
 
 Builder = Callable[[ModelRoute, str | None, httpx.AsyncClient], Provider]
 # The models file's `provider` → its adapter; each takes (route, api key, the shared client).
 PROVIDERS: dict[str, Builder] = {
     "openai-chat": ChatCompletionsProvider,
     "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
 }
 
 

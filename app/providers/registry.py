@@ -13,6 +13,7 @@ from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
 from app.providers.gemini import GeminiProvider
+from app.providers.openai_responses import OpenAIResponsesProvider
 
 Builder = Callable[[ModelRoute, str | None, httpx.AsyncClient], Provider]
 # The models file's `provider` → its adapter; each takes (route, api key, the shared client).
@@ -20,6 +21,7 @@ PROVIDERS: dict[str, Builder] = {
     "openai-chat": ChatCompletionsProvider,
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
+    "openai-responses": OpenAIResponsesProvider,
 }
 
 

@@ -13,6 +13,31 @@ import msgspec
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rapport.db"
 DEFAULT_UPSTREAM_BASE_URL = "https://api.openai.com/v1"
 
+ProviderKind = Literal["openai-chat", "anthropic", "gemini", "openai-responses"]
+# Where each provider's own API lives: a route that names no `base_url` goes there.
+PROVIDER_BASE_URLS: dict[str, str] = {
+    "openai-chat": DEFAULT_UPSTREAM_BASE_URL,
+    "openai-responses": DEFAULT_UPSTREAM_BASE_URL,
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
+# Rapport counts tokens offline with an OpenAI encoding. Claude's and Gemini's tokenizers cut
+# the same text into more pieces (Claude's notably on code), so their windows are filled only
+# to 1/margin of the estimate; a route's `token_margin` says otherwise.
+DEFAULT_TOKEN_MARGINS: dict[str, float] = {"anthropic": 1.25, "gemini": 1.1}
+# Hosted tool types an `openai-responses` upstream may run itself (`upstream_tools`).
+UPSTREAM_TOOL_TYPES = frozenset(
+    {
+        "web_search",
+        "web_search_2025_08_26",
+        "web_search_preview",
+        "web_search_preview_2025_03_11",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+    }
+)
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which variable or file line is wrong."""
@@ -22,8 +47,8 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One entry of the models file: which upstream serves a model name, and how."""
 
     name: str
-    provider: Literal["openai-chat"] = "openai-chat"
-    base_url: str = DEFAULT_UPSTREAM_BASE_URL
+    provider: ProviderKind = "openai-chat"
+    base_url: str = ""  # empty: the provider's own API (PROVIDER_BASE_URLS)
     api_key_env: str | None = None
     upstream_model: str | None = None
     context_window: int | None = None
@@ -34,11 +59,12 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Older OpenAI-compatible servers (llama.cpp, Ollama) only know `max_tokens`; OpenAI's
     # reasoning models only accept `max_completion_tokens`. The route says which to send.
     max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
-    # Parameters not every OpenAI-compatible server knows: sent only where the route says so
-    # (OpenAI refuses top_k; vLLM takes it; `metadata` is stored by OpenAI only with `store`).
-    forward_top_k: bool = False
-    forward_metadata: bool = False
-    forward_verbosity: bool = False
+    # Parameters not every upstream knows. Each provider says which it takes
+    # (app/providers/params.py: chat-completions none of these, Anthropic and Gemini top_k,
+    # a Responses upstream metadata and verbosity); set here, they override that.
+    forward_top_k: bool | None = None
+    forward_metadata: bool | None = None
+    forward_verbosity: bool | None = None
     # File parts (`input_file`): OpenAI takes them; most self-hosted servers do not.
     accepts_files: bool = True
     # Earlier reasoning sent back as `reasoning_content` on the assistant turn it preceded
@@ -52,6 +78,18 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # refusing it, for clients such as Codex that always send them; empty: a clear 400.
     drop_hosted_tools: tuple[str, ...] = ()
     timeout_seconds: float = 600.0
+    # Anthropic: the `anthropic-version` header, and `anthropic-beta` features to ask for.
+    anthropic_version: str = "2023-06-01"
+    anthropic_beta: tuple[str, ...] = ()
+    # How `reasoning.effort` reaches a thinking model: as a token budget (Anthropic's
+    # `budget_tokens`, Gemini 2.5's `thinkingBudget`) or as a named level (Anthropic's adaptive
+    # thinking with `output_config.effort`, Gemini 3's `thinkingLevel`).
+    thinking_style: Literal["budget", "effort"] = "budget"
+    # openai-responses: hosted tool types the upstream runs itself instead of Rapport (their
+    # definitions are sent as they came; their output items are relayed).
+    upstream_tools: tuple[str, ...] = ()
+    # The offline token estimate is trusted to 1/token_margin of the window (unset: by provider).
+    token_margin: float | None = None
 
     def __post_init__(self) -> None:
         from app.wire.tools import HOSTED_TOOL_TYPES  # the wire layer knows the tool types
@@ -62,6 +100,24 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 f"drop_hosted_tools: {', '.join(unknown)} is not a hosted tool type "
                 f"(one of {', '.join(sorted(HOSTED_TOOL_TYPES))})"
             )
+        if self.upstream_tools and self.provider != "openai-responses":
+            raise ValueError("upstream_tools: only an openai-responses upstream runs tools")
+        foreign = sorted(set(self.upstream_tools) - UPSTREAM_TOOL_TYPES)
+        if foreign:
+            raise ValueError(
+                f"upstream_tools: {', '.join(foreign)} cannot run upstream "
+                f"(one of {', '.join(sorted(UPSTREAM_TOOL_TYPES))})"
+            )
+        if self.token_margin is not None and self.token_margin < 1:
+            raise ValueError("token_margin: at least 1 (the estimate is never stretched)")
+        if not self.base_url:
+            msgspec.structs.force_setattr(self, "base_url", PROVIDER_BASE_URLS[self.provider])
+
+    @property
+    def count_margin(self) -> float:
+        if self.token_margin is not None:
+            return self.token_margin
+        return DEFAULT_TOKEN_MARGINS.get(self.provider, 1.0)
 
 
 class Settings(msgspec.Struct, frozen=True):

@@ -75,9 +75,9 @@ def rapport_with_routes(
     database_url: str, upstream: TestUpstream, **routes: dict[str, Any]
 ) -> Iterator[RapportServer]:
     """A Rapport of its own whose models file has these routes (name → ModelRoute fields),
-    each to the test upstream."""
+    each to the test upstream unless its fields name another `base_url`."""
     models = tuple(
-        ModelRoute(name=name, base_url=upstream.base_url, timeout_seconds=5.0, **fields)
+        ModelRoute(name=name, **{"base_url": upstream.base_url, "timeout_seconds": 5.0, **fields})
         for name, fields in routes.items()
     )
     server = RapportServer(server_settings(database_url, upstream, routes=models)).start()

@@ -72,6 +72,21 @@ class ToolCallDelta(msgspec.Struct, frozen=True):
     arguments: str
 
 
+class ReasoningEnd(msgspec.Struct, frozen=True):
+    """One reasoning block is whole. `encrypted_content` is what the upstream needs back with
+    it on later turns (a signature, a redacted block: app/providers/native.py); with no
+    reasoning item open (a redacted block, a signature alone) it makes one of its own."""
+
+    encrypted_content: str | None = None
+
+
+class ForeignItem(msgspec.Struct, frozen=True):
+    """A whole output item the upstream made that Rapport relays as it is (a hosted tool the
+    upstream ran, a reasoning item a Responses upstream returned), under an id of Rapport's."""
+
+    item: dict[str, Any]
+
+
 class StreamEnd(msgspec.Struct, frozen=True):
     """The last thing a provider's stream yields: why it stopped, and what it cost."""
 
@@ -80,7 +95,7 @@ class StreamEnd(msgspec.Struct, frozen=True):
     service_tier: str | None = None
 
 
-Delta = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta
+Delta = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta | ReasoningEnd | ForeignItem
 
 
 class Provider(Protocol):
@@ -213,12 +228,14 @@ def _with_id(message: str, response_id: str | None) -> str:
 
 __all__ = [
     "Delta",
+    "ForeignItem",
     "GenerationRequest",
     "GenerationResult",
     "ModelRoute",
     "Provider",
     "ProviderError",
     "ReasoningDelta",
+    "ReasoningEnd",
     "RefusalDelta",
     "StreamEnd",
     "TextDelta",

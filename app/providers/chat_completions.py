@@ -9,7 +9,6 @@ points there, since a wrong or missing base URL is the usual cause.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,25 +24,17 @@ from app.providers.base import (
     GenerationRequest,
     GenerationResult,
     StreamEnd,
-    UpstreamAuthFailed,
-    UpstreamContextTooLong,
     UpstreamProtocolError,
-    UpstreamRateLimited,
-    UpstreamRejected,
-    UpstreamServerError,
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    is_context_length_error,
 )
 from app.providers.catalog import catalog_for
+from app.providers.upstream_http import Endpoint, classify, upstream_message
 from app.wire.codec import encoder
 from app.wire.models import Model
 
-_MAX_UPSTREAM_MESSAGE = 500
 _NOT_CONNECTED, _ANSWERED, _STREAMING = 0, 1, 2
-# Where a Python (or similar) stack trace starts inside an upstream's error message.
-_STACK_TRACE = re.compile(r'(?m)^\s*(?:Traceback \(most recent call last\)|File "[^"]*", line \d+)')
 
 
 class ChatCompletionsProvider:
@@ -68,6 +59,7 @@ class ChatCompletionsProvider:
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
+        self._endpoint = Endpoint(client, {}, route.timeout_seconds, api_key)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         tools = catalog_for(request.tools, request.context)
@@ -183,25 +175,10 @@ class ChatCompletionsProvider:
 
     def _status_error(self, answer: httpx.Response) -> UpstreamStatusError:
         status = answer.status_code
-        message = f"HTTP {status}: {self._redact(_upstream_message(answer))}"
-        if status == 429:
-            return UpstreamRateLimited(message, status)
-        if status in (401, 403):
-            return UpstreamAuthFailed(f"HTTP {status}: the upstream refused Rapport's key", status)
-        if status < 500:
-            if is_context_length_error(message):
-                return UpstreamContextTooLong(message, status)
-            return UpstreamRejected(message, status)
-        return UpstreamServerError(message, status)
+        return classify(status, f"HTTP {status}: {self._redact(upstream_message(answer))}")
 
     def _redact(self, text: str) -> str:
-        """Upstreams sometimes quote the key they were sent, and some (llama-cpp-python) append
-        their own stack trace to an error; neither may travel further."""
-        if self._api_key:
-            text = text.replace(self._api_key, "[redacted]")
-        if trace := _STACK_TRACE.search(text):
-            text = text[: trace.start()].rstrip() or "no error message"
-        return text[:_MAX_UPSTREAM_MESSAGE]
+        return self._endpoint.redact(text)
 
 
 class _UpstreamModel(msgspec.Struct):
@@ -222,18 +199,3 @@ def _decode_chunk(data: str) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise UpstreamProtocolError("the upstream sent a chunk that is not a JSON object")
     return chunk
-
-
-def _upstream_message(answer: httpx.Response) -> str:
-    try:
-        payload = msgspec.json.decode(answer.content)
-    except msgspec.DecodeError:
-        return answer.reason_phrase or "no error message"
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return str(payload["message"])  # vLLM's {"object": "error", "message": …}
-    return answer.reason_phrase or "no error message"

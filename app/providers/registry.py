@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from app.config import ModelRoute, Settings
 from app.observability.upstream import ObservedProvider
+from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
 from app.providers.chat_completions import ChatCompletionsProvider
+from app.providers.gemini import GeminiProvider
+from app.providers.openai_responses import OpenAIResponsesProvider
+
+Builder = Callable[[ModelRoute, str | None, httpx.AsyncClient], Provider]
+# The models file's `provider` → its adapter; each takes (route, api key, the shared client).
+PROVIDERS: dict[str, Builder] = {
+    "openai-chat": ChatCompletionsProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "openai-responses": OpenAIResponsesProvider,
+}
 
 
 class ProviderRegistry:
@@ -34,7 +46,10 @@ class ProviderRegistry:
             api_key = env.get(route.api_key_env) if route.api_key_env else None
             models_file = settings.models_file or "the models file"
             where = f"the base_url of the route {route.name!r} in {models_file} (RAPPORT_MODELS)"
-            provider = ChatCompletionsProvider(route, api_key, client, setting=where)
+            if route.provider == "openai-chat":
+                provider: Provider = ChatCompletionsProvider(route, api_key, client, setting=where)
+            else:
+                provider = PROVIDERS[route.provider](route, api_key, client)
             self._routes.append((route, provider))
         self._catch_all = ChatCompletionsProvider(
             catch_all, settings.upstream_api_key, client, setting="RAPPORT_UPSTREAM_BASE_URL"

@@ -14,6 +14,7 @@ from typing import Any
 from app import ids
 from app.config import ModelRoute
 from app.providers import client_tools, logprobs, tool_mapping, tool_replay
+from app.providers import params as route_params
 from app.providers.base import GenerationRequest, GenerationResult, UpstreamProtocolError
 from app.providers.catalog import ToolCatalog, catalog_for
 from app.wire.items import CALL_TYPES, OUTPUT_TYPES
@@ -31,6 +32,7 @@ def to_chat_body(
 ) -> dict[str, Any]:
     """The `/chat/completions` body for one generation."""
     params = request.params
+    takes = route_params.takes(route)
     catalog = catalog or catalog_for(request.tools, request.context)
     body: dict[str, Any] = {
         "model": route.upstream_model or request.model,
@@ -44,11 +46,11 @@ def to_chat_body(
     optional = {
         "temperature": params.temperature,
         "top_p": params.top_p,
-        "top_k": params.top_k if route.forward_top_k else None,
+        "top_k": params.top_k if takes.top_k else None,
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
-        "metadata": (params.metadata or None) if route.forward_metadata else None,
-        "verbosity": _verbosity(params) if route.forward_verbosity else None,
+        "metadata": (params.metadata or None) if takes.metadata else None,
+        "verbosity": _verbosity(params) if takes.verbosity else None,
         "user": params.user,
         "safety_identifier": params.safety_identifier,
         "prompt_cache_key": params.prompt_cache_key,

@@ -67,8 +67,9 @@ def function_tools(tools: tuple[Tool, ...]) -> list[FunctionTool | CustomTool]:
 
 
 def dropped_tools(providers: ProviderRegistry, model: object) -> frozenset[str]:
-    """The hosted tool types the model's route leaves out (its `drop_hosted_tools`)."""
+    """The hosted tool types the model's route leaves out (its `drop_hosted_tools`), and those
+    its upstream runs itself (`upstream_tools`: the provider sends them from the request)."""
     if not isinstance(model, str) or not model:
         return frozenset()  # no model: `prepare` refuses the request anyway
     route, _ = providers.resolve(model)
-    return frozenset(route.drop_hosted_tools)
+    return frozenset(route.drop_hosted_tools) | frozenset(route.upstream_tools)

@@ -22,7 +22,11 @@ Per item the events are:
     tool_search_call): output_item.added → output_item.done, both once the call is whole,
     because their fields are parsed from the call's complete JSON arguments
     reasoning      output_item.added → content_part.added(reasoning_text) → reasoning_text.delta …
-                   → reasoning_text.done → content_part.done → output_item.done
+                   → reasoning_text.done → content_part.done → output_item.done; a provider's
+                   `ReasoningEnd` ends it with its opaque state (a signature) in
+                   `encrypted_content`, or makes an item of the state alone (added → done)
+    foreign items  (hosted tools an upstream ran, a Responses upstream's reasoning) arrive
+                   whole: output_item.added → output_item.done, under an id of Rapport's
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ import msgspec
 from app.providers import client_tools, logprobs, tool_mapping, translate
 from app.providers.base import (
     Delta,
+    ForeignItem,
     ReasoningDelta,
+    ReasoningEnd,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
 )
 from app.providers.catalog import Entry, ToolCatalog
+from app.wire.items import new_item_id
 
 Event = dict[str, Any]
 
@@ -98,7 +105,36 @@ class Emitter:
             return self._part_delta("message", "refusal", delta.text)
         if isinstance(delta, ReasoningDelta):
             return self._part_delta("reasoning", "reasoning_text", delta.text)
+        if isinstance(delta, ReasoningEnd):
+            return self._reasoning_end(delta.encrypted_content)
+        if isinstance(delta, ForeignItem):
+            return self._foreign(delta.item)
         return self._tool_delta(delta)
+
+    def _reasoning_end(self, encrypted_content: str | None) -> list[Event]:
+        """The open reasoning item (or a new, empty one) gets the upstream's state and ends,
+        so the next reasoning block starts an item of its own."""
+        events: list[Event] = []
+        item = self._open
+        if item is None or item["type"] != "reasoning":
+            events.extend(self.close("completed"))
+            item = self._open_item("reasoning", events)
+        if encrypted_content is not None:
+            item["encrypted_content"] = encrypted_content
+        events.extend(self.close("completed"))
+        return events
+
+    def _foreign(self, item: dict[str, Any]) -> list[Event]:
+        """A whole item the upstream made, added and done at once under an id of ours."""
+        events = self.close("completed")
+        kind = str(item.get("type"))
+        owned = {**item, "id": new_item_id(kind, str(item.get("id") or "item"))}
+        index = len(self.output)
+        self.output.append(owned)
+        added = {**owned, "status": "in_progress"} if "status" in owned else owned
+        events.append(self.event("response.output_item.added", output_index=index, item=added))
+        events.append(self.event("response.output_item.done", output_index=index, item=owned))
+        return events
 
     def close(self, status: str) -> list[Event]:
         """Done events for the open item, which ends with `status` (completed/incomplete)."""

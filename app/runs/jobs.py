@@ -134,7 +134,8 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)
         route, provider = runtime.providers.resolve(row.model)
-        parsed = parse_tools(request.tools or [], dropped=frozenset(route.drop_hosted_tools))
+        left_out = frozenset(route.drop_hosted_tools) | frozenset(route.upstream_tools)
+        parsed = parse_tools(request.tools or [], dropped=left_out)
         tools = parsed.client
         hosted = toolset.build(
             parsed.indexed_hosted, runtime.settings, runtime.http, request.include

@@ -53,9 +53,13 @@ def encoding_for(model: str, route: ModelRoute) -> str:
 
 
 def window_for(model: str, route: ModelRoute) -> tuple[int | None, int | None]:
-    """(context window, output reserve); None where neither the route nor the name says."""
+    """(context window, output reserve); None where neither the route nor the name says. A
+    route whose model counts tokens unlike the offline encoding (its `count_margin`) has the
+    input part of the window shrunk by that margin, so the estimate's error falls inside it."""
     if route.context_window is not None:
-        return route.context_window, route.max_output_tokens
+        reserve = route.max_output_tokens or 0
+        estimated = reserve + int((route.context_window - reserve) / route.count_margin)
+        return estimated, route.max_output_tokens
     upstream_model = route.upstream_model or model
     for prefix, (window, output) in _WINDOWS_BY_PREFIX:
         if upstream_model.startswith(prefix):

@@ -1,0 +1,165 @@
+"""The HTTP edge every provider shares: one POST or one event stream over the pooled client,
+httpx's faults mapped to the ProviderError tree, and an upstream's error answer made safe to
+pass on (its key redacted, any stack trace cut off, its length bounded).
+
+    httpx.TimeoutException     → UpstreamTimeout
+    httpx_sse.SSEError         → UpstreamProtocolError (the answer was no event stream)
+    any other httpx.HTTPError  → UpstreamUnavailable
+    HTTP status ≥ 400          → the provider's `status_error` (429 → rate limited, 401/403 →
+                                 auth failed, other 4xx → rejected or context too long, 5xx)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
+
+from app.providers.base import (
+    UpstreamAuthFailed,
+    UpstreamContextTooLong,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamServerError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    is_context_length_error,
+)
+from app.wire.codec import encoder
+
+MAX_UPSTREAM_MESSAGE = 500
+# Where a Python (or similar) stack trace starts inside an upstream's error message.
+_STACK_TRACE = re.compile(r'(?m)^\s*(?:Traceback \(most recent call last\)|File "[^"]*", line \d+)')
+
+StatusError = Callable[[httpx.Response], UpstreamStatusError]
+
+
+class Endpoint:
+    """One upstream URL with its headers and timeout, and the key its answers must not show."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        timeout_seconds: float,
+        api_key: str | None,
+    ) -> None:
+        self.client = client
+        self.headers = {"content-type": "application/json", **headers}
+        self.timeout_seconds = timeout_seconds
+        self.timeout = httpx.Timeout(timeout_seconds, connect=10.0)
+        self.api_key = api_key
+
+    async def post(self, url: str, body: dict[str, Any], status_error: StatusError) -> Any:
+        """POST a JSON body and decode the JSON answer."""
+        try:
+            answer = await self.client.post(
+                url, content=encoder.encode(body), headers=self.headers, timeout=self.timeout
+            )
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"no answer within {self.timeout_seconds:g} seconds") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})") from None
+        if answer.status_code >= 400:
+            raise status_error(answer)
+        try:
+            return msgspec.json.decode(answer.content)
+        except msgspec.DecodeError:
+            raise UpstreamProtocolError(
+                "the upstream answered with a body that is not JSON"
+            ) from None
+
+    async def events(
+        self, url: str, body: dict[str, Any], status_error: StatusError
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """The server-sent events of a streamed POST. Close it (contextlib.aclosing) to abort.
+        The body is read to its end rather than left: a connection left mid-body is closed,
+        and the next stream would open a new one."""
+        try:
+            async with aconnect_sse(
+                self.client,
+                "POST",
+                url,
+                content=encoder.encode(body),
+                headers=self.headers,
+                timeout=self.timeout,
+            ) as source:
+                if source.response.status_code >= 400:
+                    await source.response.aread()
+                    raise status_error(source.response)
+                async for event in source.aiter_sse():
+                    yield event
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"no event within {self.timeout_seconds:g} seconds") from None
+        except SSEError:
+            raise UpstreamProtocolError(
+                "the upstream did not answer with an event stream"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"the stream broke off ({type(exc).__name__})") from None
+
+    def redact(self, text: str) -> str:
+        """Upstreams sometimes quote the key they were sent, and some (llama-cpp-python) append
+        their own stack trace to an error; neither may travel further."""
+        if self.api_key:
+            text = text.replace(self.api_key, "[redacted]")
+        if trace := _STACK_TRACE.search(text):
+            text = text[: trace.start()].rstrip() or "no error message"
+        return text[:MAX_UPSTREAM_MESSAGE]
+
+
+def classify(status: int, message: str, *, overloaded: bool = False) -> UpstreamStatusError:
+    """The error of a status answer; `overloaded`: the upstream says it is out of capacity
+    (Anthropic's 529), which a client should treat as a rate limit."""
+    if status == 429 or overloaded:
+        return UpstreamRateLimited(message, status)
+    if status in (401, 403):
+        return UpstreamAuthFailed(f"HTTP {status}: the upstream refused Rapport's key", status)
+    if status < 500:
+        if is_context_length_error(message):
+            return UpstreamContextTooLong(message, status)
+        return UpstreamRejected(message, status)
+    return UpstreamServerError(message, status)
+
+
+def decode_json(data: str, what: str) -> dict[str, Any]:
+    """One event's JSON object, or a protocol error naming what it was."""
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        raise UpstreamProtocolError(f"the upstream sent {what} that is not JSON") from None
+    if not isinstance(value, dict):
+        raise UpstreamProtocolError(f"the upstream sent {what} that is not a JSON object")
+    return value
+
+
+def error_payload(answer: httpx.Response) -> dict[str, Any]:
+    """The `error` object of an error answer (OpenAI's, Anthropic's and Gemini's all have
+    one), or {} when the body has none."""
+    try:
+        payload = msgspec.json.decode(answer.content)
+    except msgspec.DecodeError:
+        return {}
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def upstream_message(answer: httpx.Response) -> str:
+    try:
+        payload = msgspec.json.decode(answer.content)
+    except msgspec.DecodeError:
+        return answer.reason_phrase or "no error message"
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return str(payload["message"])  # vLLM's {"object": "error", "message": …}
+    return answer.reason_phrase or "no error message"

@@ -19,6 +19,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 from openai import AsyncOpenAI
+from websockets.asyncio.client import connect
 
 from tests.conftest import Project, sdk, server_settings
 from tests.e2e.test_streaming import check_stream, post_stream
@@ -445,3 +446,31 @@ async def test_tool_choice_forces_the_first_call_only(
             tool_choice={"type": "web_search_preview"},
         )
     assert caught.value.body["param"] == "tool_choice"  # type: ignore[index]
+
+
+async def test_hosted_calls_over_websocket_mode(
+    tools_rapport: RapportServer, project: Project, mcp: McpTestServer
+) -> None:
+    """The same loop over a WebSocket: listing, call and answer as events on the socket, then
+    a second turn on it that finds the listing in its context (store: false, kept by the
+    connection)."""
+    from tests.e2e.test_websocket import bearer, completed, socket_url
+
+    async with connect(socket_url(tools_rapport), additional_headers=bearer(project.secret)) as ws:
+        first = await completed(ws, input=ADD, tools=never(mcp.url), store=False)
+        assert [item["type"] for item in first["output"]] == [
+            "mcp_list_tools",
+            "mcp_call",
+            "message",
+        ]
+        assert first["output"][2]["content"][0]["text"] == "done: 5"
+        second = await completed(
+            ws,
+            input='[tool:add:{"a": 1, "b": 6}]',
+            tools=never(mcp.url),
+            store=False,
+            previous_response_id=first["id"],
+        )
+    assert [item["type"] for item in second["output"]] == ["mcp_call", "message"]
+    assert second["output"][1]["content"][0]["text"] == "done: 7"
+    assert mcp.calls["add"] == 2

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from app.providers.catalog import catalog_for
 from app.responses import convert
 from app.runs import loop
 from app.runs import outcome as outcomes
-from app.runs.emitter import Emitter, Event
+from app.runs.emitter import Event
 
 if TYPE_CHECKING:
     from app.context.compaction import Sealer
@@ -49,23 +48,7 @@ class Settler(Protocol):
 
 
 async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
-    params = started.generation.params
-    options = params.stream_options
-    emitter = Emitter(
-        obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=outcomes.tool_call_cap(params),
-        tools=catalog_for(started.generation.tools, started.generation.context),
-    )
-    run = loop.StreamRun(
-        started.provider,
-        started.generation,
-        started.row.id,
-        emitter,
-        started.plan,
-        service.sealer,
-        started.tools,
-        len(started.input_ids),
-    )
+    emitter, run = loop.stream_run(started, service.sealer)
     snapshot = convert.to_wire(started.row, [])
     yield emitter.event("response.created", response=snapshot)
     yield emitter.event("response.in_progress", response=snapshot)

@@ -27,14 +27,12 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
 from app.providers.base import GenerationRequest
-from app.providers.catalog import catalog_for
 from app.responses import convert, repository
 from app.responses.background import announcement
 from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
 from app.runs import loop
 from app.runs import outcome as outcomes
-from app.runs.emitter import Emitter
 from app.runs.event_log import EventLogClosed, LeaseLost
 from app.runs.foreground import TERMINAL_EVENTS
 from app.runs.started import Started
@@ -53,14 +51,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     if started is None:
         return
     row, events_log = started.row, runtime.event_log
-    params = started.generation.params
-    options = params.stream_options
-    emitter = Emitter(
-        obfuscate=options is None or options.include_obfuscation is not False,
-        max_tool_calls=outcomes.tool_call_cap(params),
-        tools=catalog_for(started.generation.tools, started.generation.context),
-        first_sequence=ANNOUNCED_EVENTS,
-    )
+    emitter, run = loop.stream_run(started, runtime.sealer, ANNOUNCED_EVENTS)
     epoch = row.attempts  # this run's attempt: every write below is fenced by it
     snapshot = convert.to_wire(row, [])
     try:
@@ -75,16 +66,6 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         )
     except LeaseLost:
         return  # the sweeper already gave the response to another attempt
-    run = loop.StreamRun(
-        started.provider,
-        started.generation,
-        row.id,
-        emitter,
-        started.plan,
-        runtime.sealer,
-        started.tools,
-        len(started.input_ids),
-    )
     me = asyncio.current_task()
     events = run.events()
     try:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from app.context import compaction, sealed_reasoning
 from app.providers.base import (
@@ -28,12 +29,16 @@ from app.providers.base import (
     ProviderError,
     StreamEnd,
 )
+from app.providers.catalog import catalog_for
 from app.providers.translate import INCOMPLETE_REASONS
 from app.runs.emitter import Emitter, Event
 from app.runs.hosted import HostedTurns, has_client_calls
 from app.runs.outcome import Outcome, failed, settled, tool_call_cap
 from app.tools.base import EventSink
 from app.tools.toolset import Toolset
+
+if TYPE_CHECKING:
+    from app.runs.started import Started
 from app.wire.responses import ResponseUsage
 
 log = logging.getLogger("rapport.runner")
@@ -202,6 +207,32 @@ class StreamRun:
             service_tier=end.service_tier,
         )
         self.outcome = settled(result, None)  # the emitter already applied max_tool_calls
+
+
+def stream_run(
+    started: Started, sealer: compaction.Sealer, first_sequence: int = 0
+) -> tuple[Emitter, StreamRun]:
+    """The emitter and streamed run of a started response, made alike for the foreground
+    stream, the WebSocket and the background worker (which starts after the announcement)."""
+    generation = started.generation
+    options = generation.params.stream_options
+    emitter = Emitter(
+        obfuscate=options is None or options.include_obfuscation is not False,
+        max_tool_calls=tool_call_cap(generation.params),
+        tools=catalog_for(generation.tools, generation.context),
+        first_sequence=first_sequence,
+    )
+    run = StreamRun(
+        started.provider,
+        generation,
+        started.row.id,
+        emitter,
+        started.plan,
+        sealer,
+        started.tools,
+        len(started.input_ids),
+    )
+    return emitter, run
 
 
 async def _live(work: Callable[[EventSink], Awaitable[None]]) -> AsyncGenerator[Event, None]:

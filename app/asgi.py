@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from app import __version__
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
+from app.console import ConsolePlugin, openapi_viewers
 from app.conversations.controller import ConversationsController
 from app.conversations.service import ConversationService
 from app.errors import ApiError
@@ -159,7 +160,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[request_id_middleware],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
+        openapi_config=OpenAPIConfig(
+            title="Rapport", version=__version__, path="/openapi", render_plugins=openapi_viewers()
+        ),
+        plugins=[ConsolePlugin()],
         debug=False,
         logging_config=None,
     )

@@ -230,3 +230,26 @@ async def test_a_created_key_is_shown_once_and_stored_hashed(
         f"/console/keys/{row.id}/revoke", data={"_csrf": browser_client.headers["x-test-csrf"]}
     )
     assert revoked.status_code == 303
+
+
+async def test_the_console_reads_sqlite_too(rapport_sqlite: RapportServer, sqlite_url: str) -> None:
+    """The embedded default: the same pages, metadata search and usage buckets on SQLite."""
+    from app.auth import create_key
+    from app.db.session import create_engine, create_sessionmaker
+
+    engine = create_engine(sqlite_url)
+    try:
+        info, secret = await create_key(create_sessionmaker(engine), "sqlite")
+    finally:
+        await engine.dispose()
+    client = AsyncOpenAI(base_url=rapport_sqlite.base_url, api_key=secret, max_retries=0)
+    made = await client.responses.create(
+        model="test-model", input="on sqlite", metadata={"where": "embedded"}
+    )
+    async with async_console_client(rapport_sqlite) as browser:
+        await async_sign_in(browser, secret)
+        found = await browser.get("/console/responses", params={"q": "where=embedded"})
+        assert ids_on(found.text) == [made.id]
+        usage = (await browser.get("/console/usage", params={"by": "key"})).text
+        assert f"sqlite ({info.id[-6:]})" in usage
+        assert (await browser.get(f"/console/responses/{made.id}")).status_code == 200

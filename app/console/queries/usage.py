@@ -66,7 +66,11 @@ def _bucket(dialect: str, width_seconds: int) -> sa.ColumnElement[Any]:
     # bound parameters are two expressions to Postgres. The width is ours, never a client's.
     width = sa.literal_column(str(int(width_seconds)), sa.Integer)
     if dialect == "postgresql":
-        epoch = sa.func.extract("epoch", ResponseRow.created_at)
-        return sa.cast(sa.func.floor(epoch / width) * width, sa.BigInteger)
+        # Integer seconds: `extract` gives numeric, whose division and hashing cost about as
+        # much as the rest of a million-row GROUP BY together.
+        epoch = sa.cast(
+            sa.func.floor(sa.func.extract("epoch", ResponseRow.created_at)), sa.BigInteger
+        )
+        return (epoch // width) * width
     seconds = sa.cast(sa.func.strftime("%s", ResponseRow.created_at), sa.Integer)
-    return (seconds / width) * width
+    return (seconds // width) * width

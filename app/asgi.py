@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from app import __version__, readiness
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
+from app.console import ConsolePlugin, openapi_viewers
 from app.conversations.controller import ConversationsController
 from app.conversations.service import ConversationService
 from app.errors import ApiError
@@ -152,10 +153,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[request_id_middleware],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
+        openapi_config=OpenAPIConfig(
+            title="Rapport", version=__version__, path="/openapi", render_plugins=openapi_viewers()
+        ),
         debug=False,
         logging_config=None,
-        plugins=[plugin] if plugin is not None else [],
+        plugins=[ConsolePlugin(), *([plugin] if plugin is not None else [])],
     )
     # Outside Litestar's router, so unknown routes and Litestar's own refusals are logged too.
     access.install(app)

@@ -26,6 +26,7 @@ def new_row(caller: Caller, prepared: PreparedRequest, sealer: Sealer) -> Respon
     return ResponseRow(
         id=ids.new_id(ids.RESPONSE),
         project_id=caller.project_id,
+        key_id=caller.key_id,
         status="queued" if background else "in_progress",
         model=prepared.model,
         background=background,
@@ -72,6 +73,7 @@ def insert_values(row: ResponseRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "project_id": row.project_id,
+        "key_id": row.key_id,
         "status": row.status,
         "model": row.model,
         "background": row.background,

@@ -13,6 +13,8 @@ from app.db.base import Base, Json, UtcDateTime
 
 class Conversation(Base):
     __tablename__ = "conversations"
+    # The console lists a project's conversations newest first (migration 0008).
+    __table_args__ = (sa.Index("ix_conversations_project_created", "project_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(sa.String(64), index=True)

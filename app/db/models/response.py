@@ -23,10 +23,23 @@ class ResponseRow(Base):
             postgresql_where=sa.text("status IN ('queued', 'in_progress')"),
             sqlite_where=sa.text("status IN ('queued', 'in_progress')"),
         ),
+        # The console's filters and pages (migration 0008; on Postgres also a GIN index on
+        # CAST(metadata AS JSONB), which has no portable spelling here).
+        sa.Index("ix_responses_project_status_created", "project_id", "status", "created_at"),
+        sa.Index("ix_responses_project_model_created", "project_id", "model", "created_at"),
+        sa.Index(
+            "ix_responses_project_background",
+            "project_id",
+            "created_at",
+            postgresql_where=sa.text("background"),
+            sqlite_where=sa.text("background = 1"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(sa.String(64))
+    # The gateway key that created it (null before migration 0008): usage per key.
+    key_id: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16))
     model: Mapped[str] = mapped_column(sa.String(200))
     background: Mapped[bool] = mapped_column(sa.Boolean, default=False)

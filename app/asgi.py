@@ -29,6 +29,7 @@ from app.http import (
 )
 from app.models.controller import ModelsController
 from app.models.service import ModelService
+from app.options import options_allow_middleware
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, options_allow_middleware],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
         debug=False,

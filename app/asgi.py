@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from app import __version__
+from app import __version__, outage
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
 from app.conversations.controller import ConversationsController
@@ -24,6 +24,7 @@ from app.errors import ApiError
 from app.http import (
     handle_api_error,
     handle_http_exception,
+    handle_store_unavailable,
     handle_unexpected,
     request_id_middleware,
 )
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
+            **dict.fromkeys(outage.UNREACHABLE, handle_store_unavailable),
             Exception: handle_unexpected,
         },
         middleware=[request_id_middleware, options_allow_middleware],

@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import ids
+from app import acceptance, ids, outage
 from app.errors import (
     ApiError,
     ErrorBody,
@@ -77,17 +77,40 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug of ours: a 500 that says so. After an accepted create it names the stored id and
+    says `x-should-retry: false` — a blind retry would create the response again."""
     request_id = request.scope.get(REQUEST_ID_KEY, "unknown")
+    stored = acceptance.stored_id()
     log.error(
         "unhandled exception",
         extra={
             "request_id": request_id,
             "error_kind": type(exc).__name__,
             "path": request.url.path,
+            "stored_id": stored,
         },
     )
-    fault = unexpected(str(request_id))
-    return error_response(fault.status_code, fault.envelope(), {})
+    fault = unexpected(str(request_id), stored)
+    return error_response(fault.status_code, fault.envelope(), fault.headers)
+
+
+def handle_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database or Redis did not answer: OpenAI's 503 with `retry-after` (app/outage.py);
+    any other error of the same classes is a bug and goes to `handle_unexpected`."""
+    if not outage.is_unreachable(exc):
+        return handle_unexpected(request, exc)
+    stored = acceptance.stored_id()
+    log.warning(
+        "store unavailable",
+        extra={
+            "request_id": request.scope.get(REQUEST_ID_KEY, "unknown"),
+            "error_kind": type(exc).__name__,
+            "path": request.url.path,
+            "stored_id": stored,
+        },
+    )
+    fault = outage.unavailable(stored, uncertain=isinstance(exc, outage.CommitUncertain))
+    return error_response(fault.status_code, fault.envelope(), fault.headers)
 
 
 # Path parameters that name our objects, and the prefix each must have.

@@ -124,9 +124,10 @@ def check_path_ids(request: Request[Any, Any, Any]) -> None:
         value = request.path_params.get(name)
         if value is not None:
             ids.expect(value, prefix, name)
-    item_id = request.path_params.get("item_id")
-    if item_id is not None and not ids.is_well_formed(item_id):
-        ids.expect(item_id, "", "item_id")
+    for name in ("item_id", "prompt_id"):
+        value = request.path_params.get(name)
+        if value is not None and not ids.is_well_formed(value):
+            ids.expect(value, "", name)
 
 
 def query_list(request: Request[Any, Any, Any], name: str) -> list[str]:
@@ -157,7 +158,14 @@ def bool_param(raw: str | None, name: str, default: bool = False) -> bool:
     )
 
 
-def int_param(raw: str | None, name: str, default: int) -> int:
+# Query integers index 32-bit columns and 64-bit Redis stream ids: a larger one is a 400 here,
+# not a database error later.
+MAX_QUERY_INT = 2**31 - 1
+
+
+def int_param(
+    raw: str | None, name: str, default: int, *, minimum: int = -1, maximum: int = MAX_QUERY_INT
+) -> int:
     if raw is None:
         return default
     try:
@@ -168,10 +176,16 @@ def int_param(raw: str | None, name: str, default: int) -> int:
             param=name,
             code="invalid_type",
         ) from None
-    if value < -1:
+    if value < minimum:
         raise InvalidRequest(
-            f"Invalid '{name}': integer below minimum value. Expected a value at least -1.",
+            f"Invalid '{name}': integer below minimum value. Expected a value at least {minimum}.",
             param=name,
             code="integer_below_min_value",
+        )
+    if value > maximum:
+        raise InvalidRequest(
+            f"Invalid '{name}': integer above maximum value. Expected a value at most {maximum}.",
+            param=name,
+            code="integer_above_max_value",
         )
     return value

@@ -30,6 +30,8 @@ class PromptService:
 
     async def create(self, project_id: str, body: CreatePromptRequest) -> PromptObject:
         items = _template_input(body.input)
+        if body.id is not None and not ids.is_well_formed(body.id):
+            ids.expect(body.id, "", "id")  # a NUL byte must not reach the database
         async with unit_of_work(self._sessions) as session:
             prompt_id = body.id or ids.new_id(ids.PROMPT)
             latest = await repository.latest_version(session, project_id, prompt_id)

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
 from app import __version__, outage
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
+from app.contract.document import ContractConfig
 from app.conversations.controller import ConversationsController
 from app.conversations.service import ConversationService
 from app.errors import ApiError
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[request_id_middleware, options_allow_middleware],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Rapport", version=__version__, path="/openapi"),
+        openapi_config=ContractConfig(title="Rapport", version=__version__, path="/openapi"),
         debug=False,
         logging_config=None,
     )

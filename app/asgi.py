@@ -28,6 +28,7 @@ from app.http import (
     handle_unexpected,
     request_id_middleware,
 )
+from app.idempotency.guard import IdempotentCreates
 from app.models.controller import ModelsController
 from app.models.service import ModelService
 from app.options import options_allow_middleware
@@ -66,6 +67,10 @@ def provide_prompt_service(request: Request[Any, Any, Any]) -> PromptService:
 
 def provide_model_service(request: Request[Any, Any, Any]) -> ModelService:
     return request.app.state.model_service  # type: ignore[no-any-return]
+
+
+def provide_idempotency(request: Request[Any, Any, Any]) -> IdempotentCreates:
+    return request.app.state.idempotency  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -119,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
         app.state.prompt_service = PromptService(runtime.sessions)
+        app.state.idempotency = IdempotentCreates(runtime.sessions)
         app.state.websocket = WebSocketTransport(
             app.state.authenticator, responses, app.state.prompt_service
         )
@@ -153,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
             "prompts": Provide(provide_prompt_service, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
+            "idempotency": Provide(provide_idempotency, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,

@@ -7,6 +7,7 @@ because the OpenAI SDK reads `code`, `param` and `type` from there to build its 
     ├── InvalidRequest        400 invalid_request_error
     ├── Unauthorized          401 invalid_request_error
     ├── NotFound              404 invalid_request_error
+    ├── Conflict              409 invalid_request_error
     ├── RateLimited           429 requests
     └── ServerFault           5xx server_error
 
@@ -68,6 +69,10 @@ class Unauthorized(ApiError):
 
 class NotFound(ApiError):
     status_code = 404
+
+
+class Conflict(ApiError):
+    status_code = 409
 
 
 class RateLimited(ApiError):

@@ -52,12 +52,12 @@ def _op(answer: Any, *statuses: int | frozenset[int], **options: Any) -> Operati
     return Operation(answer=answer, statuses=frozenset(codes), **options)
 
 
-CREATE = BODY | {404}
+CREATE = frozenset({409}) | BODY | {404}
 ON_RESPONSE = (400, 404)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/v1/responses"): _op(
-        Response, CREATE, UPSTREAM, body=CreateResponseRequest, streams=True
+        Response, CREATE, UPSTREAM, body=CreateResponseRequest, streams=True, idempotent=True
     ),
     ("post", "/v1/responses/input_tokens"): _op(InputTokens, BODY, 404, body=InputTokensRequest),
     ("post", "/v1/responses/compact"): _op(
@@ -71,14 +71,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/responses/{response_id}/input_items"): _op(
         ObjectList, *ON_RESPONSE, query=(schemas.INCLUDE, *schemas.PAGE, schemas.BEFORE)
     ),
-    ("post", "/v1/conversations"): _op(Conversation, CREATE, body=CreateConversationRequest),
+    ("post", "/v1/conversations"): _op(
+        Conversation, CREATE, body=CreateConversationRequest, idempotent=True
+    ),
     ("get", "/v1/conversations/{conversation_id}"): _op(Conversation, 400, 404),
     ("post", "/v1/conversations/{conversation_id}"): _op(
         Conversation, BODY, 404, body=UpdateConversationRequest
     ),
     ("delete", "/v1/conversations/{conversation_id}"): _op(ConversationDeleted, 400, 404),
     ("post", "/v1/conversations/{conversation_id}/items"): _op(
-        ObjectList, CREATE, body=AddItemsRequest, query=(schemas.INCLUDE,)
+        ObjectList, CREATE, body=AddItemsRequest, query=(schemas.INCLUDE,), idempotent=True
     ),
     ("get", "/v1/conversations/{conversation_id}/items"): _op(
         ObjectList, 400, 404, query=(schemas.INCLUDE, *schemas.PAGE)

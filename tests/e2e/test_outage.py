@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.responses.service import ResponseService
@@ -187,7 +188,8 @@ async def test_an_unexpected_error_before_anything_is_stored_may_be_retried(
     assert "resp_" not in answer.json()["error"]["message"]
 
 
-REDIS_URL = os.environ.get("RAPPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+# A Redis database of this module's own (test_background.py flushes the one it uses).
+REDIS_URL = os.environ.get("RAPPORT_TEST_OUTAGE_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 async def test_redis_away_is_503_for_a_replay_and_a_background_create_still_accepted(
@@ -211,6 +213,9 @@ async def test_redis_away_is_503_for_a_replay_and_a_background_create_still_acce
     finally:
         server.stop()
         redis_proxy.stop()
+        leftovers = aioredis.from_url(REDIS_URL)
+        await leftovers.flushdb()
+        await leftovers.aclose()
     assert_unavailable(replay, should_retry="true")
     assert accepted.status_code == 200
     assert accepted.json()["status"] == "queued"

@@ -76,6 +76,8 @@ class PromptService:
         if ref is None:
             return request
         version = _version(ref.version)
+        if not ids.is_well_formed(ref.id):
+            ids.expect(ref.id, "", "prompt.id")  # a NUL byte must not reach the database
         async with unit_of_work(self._sessions) as session:
             row = await repository.get(session, caller.project_id, ref.id, version)
         if row is None:

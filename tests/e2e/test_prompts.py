@@ -210,3 +210,16 @@ async def test_a_prompt_id_with_foreign_characters_is_a_400_not_a_database_error
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "invalid_value"
     assert (await http.post("/prompts", json={"id": "x" * 200, "input": "hi"})).status_code == 400
+
+
+async def test_a_create_naming_a_prompt_id_with_foreign_characters_is_a_400(
+    rapport: RapportServer, project: Project
+) -> None:
+    """`prompt.id` with a NUL byte reached Postgres and came back a 500 (found by schemathesis)."""
+    headers = {"authorization": f"Bearer {project.secret}"}
+    async with httpx.AsyncClient(base_url=rapport.base_url, headers=headers) as http:
+        answer = await http.post(
+            "/responses", json={"model": "test-model", "prompt": {"id": "pmpt_\u0000x"}}
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "prompt.id"

@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPI
 
 from app.contract import schemas
-from app.contract.routes import OPERATIONS, Operation
+from app.contract.routes import LINKS, OPERATIONS, Operation
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 DESCRIPTIONS = {
@@ -72,7 +72,31 @@ def apply(document: dict[str, Any]) -> dict[str, Any]:
                 _errors_in_openai_shape(operation)
                 continue
             _rewrite(operation, path, contract, schema_of)
+    _link(document["paths"])
     return document
+
+
+def _link(paths: dict[str, Any]) -> None:
+    """Links from each creating route's answer to the routes its ids address."""
+    needs = {
+        (method, path): (frozenset(_PATH_PARAMETER.findall(path)), operation)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if method in METHODS
+    }
+    for source, parameters in LINKS.items():
+        if source not in needs:
+            continue
+        links = {
+            operation["operationId"]: {
+                "operationId": operation["operationId"],
+                "parameters": dict(parameters),
+            }
+            for target, (wanted, operation) in needs.items()
+            if target != source and wanted == set(parameters) and "operationId" in operation
+        }
+        if links:
+            needs[source][1]["responses"]["200"]["links"] = links
 
 
 def _rewrite(

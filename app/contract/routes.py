@@ -98,3 +98,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/health"): _op(dict[str, str], public=True),
     ("get", "/ready"): _op(dict[str, Any], 503, public=True),
 }
+
+# Where an answer's ids lead (OpenAPI links, which stateful clients and tests follow): each
+# creating route fills these path parameters, and links to every route that needs exactly them.
+LINKS: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/v1/responses"): {"response_id": "$response.body#/id"},
+    ("post", "/v1/conversations"): {"conversation_id": "$response.body#/id"},
+    ("post", "/v1/conversations/{conversation_id}/items"): {
+        "conversation_id": "$request.path.conversation_id",
+        "item_id": "$response.body#/data/0/id",
+    },
+    ("post", "/admin/prompts"): {"prompt_id": "$response.body#/id"},
+}

@@ -31,7 +31,6 @@ DOCUMENT: dict[str, Any] = create_app(Settings()).openapi_schema.to_schema()
 CONFIG = SchemathesisConfig.from_dict(
     {
         "generation": {"mode": "all", "max-examples": MAX_EXAMPLES},
-        "phases": {"stateful": {"enabled": False}},
     }
 )
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
@@ -45,6 +44,8 @@ CHECKS = [
     checks.allow_header_conformance,
     checks.unsupported_method,
 ]
+# Negative cases are the per-operation run's; a workflow's steps are valid requests.
+STATEFUL_CHECKS = [check for check in CHECKS if check is not checks.negative_data_rejection]
 
 
 def root(server: RapportServer) -> str:
@@ -119,3 +120,33 @@ def test_query_parameters_carry_the_servers_constraints() -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_workflows_keep_the_contract(rapport: RapportServer, project: Project) -> None:
+    """Stateful: ids one answer returns fed to the next operation (create → retrieve, list,
+    delete), every step held to the same checks."""
+    machine = SCHEMA.as_state_machine()
+    kwargs = {
+        "base_url": root(rapport),
+        "headers": {"authorization": f"Bearer {project.secret}"},
+        "timeout": 15,
+    }
+
+    class Workflow(machine):  # type: ignore[valid-type,misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return kwargs
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, *_args: Any, **_kwargs: Any
+        ) -> None:
+            case.validate_response(response, checks=STATEFUL_CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        )
+    )

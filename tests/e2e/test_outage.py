@@ -219,3 +219,35 @@ async def test_redis_away_is_503_for_a_replay_and_a_background_create_still_acce
     assert_unavailable(replay, should_retry="true")
     assert accepted.status_code == 200
     assert accepted.json()["status"] == "queued"
+
+
+async def test_a_commit_cut_short_may_have_stored_the_response_so_no_retry(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection died during COMMIT of unit of work #1: the response may be stored, so
+    the 503 names its id and says x-should-retry: false (a retry could create it twice)."""
+    assert (await http.get("/responses/resp_warm")).status_code == 404  # the key is cached now
+
+    async def commit_cut_short(_session: AsyncSession) -> None:
+        raise ConnectionResetError("connection reset during COMMIT")
+
+    monkeypatch.setattr(AsyncSession, "commit", commit_cut_short)
+    answer = await http.post("/responses", json={"model": "test-model", "input": "hi"})
+    monkeypatch.undo()
+    error = assert_unavailable(answer, should_retry="false")
+    assert "resp_" in error["message"]
+
+
+def test_what_counts_as_a_store_that_did_not_answer() -> None:
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+
+    from app.outage import CommitUncertain, is_unreachable
+
+    assert is_unreachable(OperationalError("SELECT 1", {}, ConnectionRefusedError()))
+    assert is_unreachable(InterfaceError("SELECT 1", {}, Exception("connection is closed")))
+    assert is_unreachable(OSError("Multiple exceptions: [Errno 111] Connect call failed"))
+    assert is_unreachable(ConnectionRefusedError())
+    assert is_unreachable(TimeoutError())
+    assert is_unreachable(CommitUncertain())
+    assert not is_unreachable(DataError("SELECT 1", {}, Exception("integer out of range")))
+    assert not is_unreachable(FileNotFoundError("models.toml"))

@@ -44,7 +44,7 @@ CHECKS = [
     checks.allow_header_conformance,
     checks.unsupported_method,
 ]
-# Negative cases are the per-operation run's; a workflow's steps are valid requests.
+# Whether invalid data is refused is judged per operation; a workflow is judged on its answers.
 STATEFUL_CHECKS = [check for check in CHECKS if check is not checks.negative_data_rejection]
 
 

@@ -11,25 +11,28 @@ from typing import Any
 from litestar import Litestar, Request, Response, WebSocket, get, websocket
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
-from app import __version__, readiness
+from app import __version__, outage, readiness
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
 from app.console import ConsolePlugin, openapi_viewers
+from app.contract.document import ContractConfig
 from app.conversations.controller import ConversationsController
 from app.conversations.service import ConversationService
 from app.errors import ApiError
 from app.http import (
     handle_api_error,
     handle_http_exception,
+    handle_store_unavailable,
     handle_unexpected,
     request_id_middleware,
 )
+from app.idempotency.guard import IdempotentCreates
 from app.models.controller import ModelsController
 from app.models.service import ModelService
 from app.observability import access, facts, tracing
 from app.observability.metrics import metrics_route
+from app.options import options_allow_middleware
 from app.prompts.controller import PromptsController
 from app.prompts.service import PromptService
 from app.queue.sweeper import sweep_forever
@@ -67,6 +70,10 @@ def provide_prompt_service(request: Request[Any, Any, Any]) -> PromptService:
 
 def provide_model_service(request: Request[Any, Any, Any]) -> ModelService:
     return request.app.state.model_service  # type: ignore[no-any-return]
+
+
+def provide_idempotency(request: Request[Any, Any, Any]) -> IdempotentCreates:
+    return request.app.state.idempotency  # type: ignore[no-any-return]
 
 
 def provide_conversation_service(request: Request[Any, Any, Any]) -> ConversationService:
@@ -108,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.background = BackgroundResponses(runtime, responses)
         app.state.conversation_service = ConversationService(runtime.sessions)
         app.state.prompt_service = PromptService(runtime.sessions)
+        app.state.idempotency = IdempotentCreates(runtime.sessions)
         app.state.websocket = WebSocketTransport(
             app.state.authenticator, responses, app.state.prompt_service
         )
@@ -145,15 +153,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "conversations": Provide(provide_conversation_service, sync_to_thread=False),
             "prompts": Provide(provide_prompt_service, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
+            "idempotency": Provide(provide_idempotency, sync_to_thread=False),
         },
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
+            **dict.fromkeys(outage.UNREACHABLE, handle_store_unavailable),
             Exception: handle_unexpected,
         },
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, options_allow_middleware],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
+        openapi_config=ContractConfig(
             title="Rapport", version=__version__, path="/openapi", render_plugins=openapi_viewers()
         ),
         debug=False,

@@ -7,6 +7,7 @@ because the OpenAI SDK reads `code`, `param` and `type` from there to build its 
     ├── InvalidRequest        400 invalid_request_error
     ├── Unauthorized          401 invalid_request_error
     ├── NotFound              404 invalid_request_error
+    ├── Conflict              409 invalid_request_error
     ├── RateLimited           429 requests
     └── ServerFault           5xx server_error
 
@@ -70,6 +71,10 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class Conflict(ApiError):
+    status_code = 409
+
+
 class RateLimited(ApiError):
     status_code = 429
     error_type = "requests"
@@ -103,12 +108,20 @@ def not_supported(param: str, what: str) -> InvalidRequest:
     )
 
 
-def unexpected(request_id: str) -> ServerFault:
+def unexpected(request_id: str, stored_id: str | None = None) -> ServerFault:
     """What a client is told of a bug of ours: that it happened and the id to quote, no more
-    (a message or a stack trace could hold a secret)."""
+    (a message or a stack trace could hold a secret). When the request had already stored
+    `stored_id`, a retry would create a second one: it is named, and retrying is refused."""
+    if stored_id is None:
+        return ServerFault(
+            "The server had an error while processing your request. Sorry about that! You can "
+            f"retry your request. (Please include the request ID {request_id} in your message.)"
+        )
     return ServerFault(
-        "The server had an error while processing your request. Sorry about that! You can retry "
-        f"your request. (Please include the request ID {request_id} in your message.)"
+        "The server had an error while processing your request, after it stored "
+        f"{stored_id}: retrieve it rather than sending the request again. (Please include the "
+        f"request ID {request_id} in your message.)",
+        headers={"x-should-retry": "false"},
     )
 
 

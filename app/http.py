@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import ids
+from app import acceptance, ids, outage
 from app.errors import (
     ApiError,
     ErrorBody,
@@ -77,17 +77,40 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug of ours: a 500 that says so. After an accepted create it names the stored id and
+    says `x-should-retry: false` — a blind retry would create the response again."""
     request_id = request.scope.get(REQUEST_ID_KEY, "unknown")
+    stored = acceptance.stored_id()
     log.error(
         "unhandled exception",
         extra={
             "request_id": request_id,
             "error_kind": type(exc).__name__,
             "path": request.url.path,
+            "stored_id": stored,
         },
     )
-    fault = unexpected(str(request_id))
-    return error_response(fault.status_code, fault.envelope(), {})
+    fault = unexpected(str(request_id), stored)
+    return error_response(fault.status_code, fault.envelope(), fault.headers)
+
+
+def handle_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database or Redis did not answer: OpenAI's 503 with `retry-after` (app/outage.py);
+    any other error of the same classes is a bug and goes to `handle_unexpected`."""
+    if not outage.is_unreachable(exc):
+        return handle_unexpected(request, exc)
+    stored = acceptance.stored_id()
+    log.warning(
+        "store unavailable",
+        extra={
+            "request_id": request.scope.get(REQUEST_ID_KEY, "unknown"),
+            "error_kind": type(exc).__name__,
+            "path": request.url.path,
+            "stored_id": stored,
+        },
+    )
+    fault = outage.unavailable(stored, uncertain=isinstance(exc, outage.CommitUncertain))
+    return error_response(fault.status_code, fault.envelope(), fault.headers)
 
 
 # Path parameters that name our objects, and the prefix each must have.
@@ -101,9 +124,10 @@ def check_path_ids(request: Request[Any, Any, Any]) -> None:
         value = request.path_params.get(name)
         if value is not None:
             ids.expect(value, prefix, name)
-    item_id = request.path_params.get("item_id")
-    if item_id is not None and not ids.is_well_formed(item_id):
-        ids.expect(item_id, "", "item_id")
+    for name in ("item_id", "prompt_id"):
+        value = request.path_params.get(name)
+        if value is not None and not ids.is_well_formed(value):
+            ids.expect(value, "", name)
 
 
 def query_list(request: Request[Any, Any, Any], name: str) -> list[str]:
@@ -134,7 +158,14 @@ def bool_param(raw: str | None, name: str, default: bool = False) -> bool:
     )
 
 
-def int_param(raw: str | None, name: str, default: int) -> int:
+# Query integers index 32-bit columns and 64-bit Redis stream ids: a larger one is a 400 here,
+# not a database error later.
+MAX_QUERY_INT = 2**31 - 1
+
+
+def int_param(
+    raw: str | None, name: str, default: int, *, minimum: int = -1, maximum: int = MAX_QUERY_INT
+) -> int:
     if raw is None:
         return default
     try:
@@ -145,10 +176,16 @@ def int_param(raw: str | None, name: str, default: int) -> int:
             param=name,
             code="invalid_type",
         ) from None
-    if value < -1:
+    if value < minimum:
         raise InvalidRequest(
-            f"Invalid '{name}': integer below minimum value. Expected a value at least -1.",
+            f"Invalid '{name}': integer below minimum value. Expected a value at least {minimum}.",
             param=name,
             code="integer_below_min_value",
+        )
+    if value > maximum:
+        raise InvalidRequest(
+            f"Invalid '{name}': integer above maximum value. Expected a value at most {maximum}.",
+            param=name,
+            code="integer_above_max_value",
         )
     return value

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery
 from app.auth import Caller
 from app.conversations.service import ConversationService
 from app.http import check_path_ids, include_param
+from app.idempotency.guard import IdempotentCreates
 from app.pagination import page_request
 from app.wire import codec
 from app.wire.common import ObjectList
@@ -33,10 +34,17 @@ class ConversationsController(Controller):
 
     @post("/", status_code=200, summary="Create a conversation")
     async def create(
-        self, request: AnyRequest, caller: NamedDependency[Caller], conversations: Service
-    ) -> Conversation:
-        body = codec.decode(await request.body(), CreateConversationRequest)
-        return await conversations.create(caller, body.items, body.metadata)
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        conversations: Service,
+        idempotency: NamedDependency[IdempotentCreates],
+    ) -> Any:
+        async def create() -> Conversation:
+            body = codec.decode(await request.body(), CreateConversationRequest)
+            return await conversations.create(caller, body.items, body.metadata)
+
+        return await idempotency.run(request, caller.project_id, create)
 
     @get("/{conversation_id:str}", summary="Retrieve a conversation")
     async def retrieve(
@@ -74,10 +82,15 @@ class ConversationsController(Controller):
         conversation_id: FromPath[str],
         caller: NamedDependency[Caller],
         conversations: Service,
-    ) -> ObjectList:
+        idempotency: NamedDependency[IdempotentCreates],
+    ) -> Any:
         include_param(request)
-        body = codec.decode(await request.body(), AddItemsRequest)
-        return await conversations.add_items(caller, conversation_id, body.items)
+
+        async def add() -> ObjectList:
+            body = codec.decode(await request.body(), AddItemsRequest)
+            return await conversations.add_items(caller, conversation_id, body.items)
+
+        return await idempotency.run(request, caller.project_id, add)
 
     @get("/{conversation_id:str}/items", summary="List items")
     async def list_items(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app import outage
 from app.observability import tracing
 from app.wire.codec import encoder
 
@@ -68,7 +69,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 @asynccontextmanager
 async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Commit on success, roll back on any exception, always return the connection."""
+    """Commit on success, roll back on any exception, always return the connection.
+
+    A store that goes away during COMMIT leaves the writes' fate unknown: that is raised as
+    `CommitUncertain`, so no one answers "nothing was stored, retry" for it (app/outage.py).
+    """
     with tracing.span("db.unit_of_work"):
-        async with sessions() as session, session.begin():
-            yield session
+        async with sessions() as session:
+            await session.begin()
+            yield session  # an exception here: closing the session rolls the transaction back
+            try:
+                await session.commit()
+            except outage.UNREACHABLE as exc:
+                if outage.is_unreachable(exc):
+                    raise outage.CommitUncertain from exc
+                raise

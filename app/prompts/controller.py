@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from app.auth import Caller
-from app.http import int_param
+from app.http import check_path_ids, int_param
 from app.prompts.service import PromptService
 from app.wire import codec
 from app.wire.prompts import CreatePromptRequest, PromptDeleted, PromptList, PromptObject
@@ -22,6 +22,7 @@ from app.wire.prompts import CreatePromptRequest, PromptDeleted, PromptList, Pro
 class PromptsController(Controller):
     path = "/admin/prompts"
     tags = ["admin"]  # noqa: RUF012  (Litestar reads a class attribute)
+    before_request = staticmethod(check_path_ids)
 
     @post("/", status_code=200, summary="Create a prompt template, or a new version of one")
     async def create(
@@ -47,7 +48,7 @@ class PromptsController(Controller):
         prompts: NamedDependency[PromptService],
         version: FromQuery[str | None] = None,
     ) -> PromptObject:
-        number = None if version is None else int_param(version, "version", default=0)
+        number = None if version is None else int_param(version, "version", 1, minimum=1)
         return await prompts.retrieve(caller.project_id, prompt_id, number)
 
     @delete("/{prompt_id:str}", status_code=200, summary="Delete a prompt template")

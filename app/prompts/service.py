@@ -30,6 +30,8 @@ class PromptService:
 
     async def create(self, project_id: str, body: CreatePromptRequest) -> PromptObject:
         items = _template_input(body.input)
+        if body.id is not None and not ids.is_well_formed(body.id):
+            ids.expect(body.id, "", "id")  # a NUL byte must not reach the database
         async with unit_of_work(self._sessions) as session:
             prompt_id = body.id or ids.new_id(ids.PROMPT)
             latest = await repository.latest_version(session, project_id, prompt_id)
@@ -74,6 +76,8 @@ class PromptService:
         if ref is None:
             return request
         version = _version(ref.version)
+        if not ids.is_well_formed(ref.id):
+            ids.expect(ref.id, "", "prompt.id")  # a NUL byte must not reach the database
         async with unit_of_work(self._sessions) as session:
             row = await repository.get(session, caller.project_id, ref.id, version)
         if row is None:

@@ -17,11 +17,13 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
+from app.idempotency import repository as idempotency_keys
 from app.responses import convert
 from app.runs.event_log import EventLogClosed
 from app.runtime import Runtime
@@ -31,11 +33,13 @@ log = logging.getLogger("rapport.sweeper")
 BATCH = 200
 GAVE_UP = "The run of this response stopped {attempts} times without finishing; giving up."
 ORPHANED = "The server handling this response stopped before the model finished."
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 async def sweep_once(runtime: Runtime) -> dict[str, int]:
     requeued = await _requeue_forgotten(runtime)
     retried, failed = await _settle_stale(runtime)
+    await purge_idempotency_keys(runtime.sessions)
     if requeued or retried or failed:
         log.info(f"swept: {requeued} requeued, {retried} retried, {failed} failed")
     return {"requeued": requeued, "retried": retried, "failed": failed}
@@ -47,6 +51,12 @@ async def sweep_forever(runtime: Runtime, every_seconds: float | None = None) ->
         with contextlib.suppress(Exception):  # a failed sweep is retried at the next tick
             await sweep_once(runtime)
         await asyncio.sleep(interval)
+
+
+async def purge_idempotency_keys(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Idempotency keys live 24 h (app/idempotency/guard.py); an expired one is only garbage."""
+    async with unit_of_work(sessions) as session:
+        await idempotency_keys.purge_expired(session, utcnow() - IDEMPOTENCY_TTL)
 
 
 async def _requeue_forgotten(runtime: Runtime) -> int:

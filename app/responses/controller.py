@@ -16,6 +16,7 @@ from litestar.response import Stream
 
 from app.auth import Caller
 from app.http import bool_param, check_path_ids, include_param, int_param
+from app.idempotency.guard import IdempotentCreates
 from app.pagination import page_request
 from app.prompts.service import PromptService
 from app.responses.background import BackgroundResponses
@@ -47,17 +48,21 @@ class ResponsesController(Controller):
         service: NamedDependency[ResponseService],
         background: NamedDependency[BackgroundResponses],
         prompts: NamedDependency[PromptService],
-    ) -> Response | Stream:
-        body = await prompts.apply(
-            caller, codec.decode(await request.body(), CreateResponseRequest)
-        )
-        if body.background and body.stream:
-            return _sse(await background.create_stream(caller, body))
-        if body.background:
-            return await background.create(caller, body)
-        if body.stream:
-            return _sse(await service.create_stream(caller, body))
-        return await service.create(caller, body)
+        idempotency: NamedDependency[IdempotentCreates],
+    ) -> Any:
+        async def create() -> Response | AsyncIterator[bytes]:
+            body = await prompts.apply(
+                caller, codec.decode(await request.body(), CreateResponseRequest)
+            )
+            if body.background and body.stream:
+                return await background.create_stream(caller, body)
+            if body.background:
+                return await background.create(caller, body)
+            if body.stream:
+                return await service.create_stream(caller, body)
+            return await service.create(caller, body)
+
+        return await idempotency.run(request, caller.project_id, create)
 
     @post("/input_tokens", status_code=200, summary="Count the input tokens of a request")
     async def input_tokens(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import acceptance
 from app.auth import Caller
 from app.config import ModelRoute
 from app.context import assembly, fitting, history
@@ -27,6 +28,7 @@ from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.observability import record
+from app.outage import CommitUncertain, unavailable
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows, settling
@@ -83,6 +85,8 @@ class ResponseService:
                 raise
         outcome = await self.settle(started, outcome)
         if outcome.status == "failed":
+            if settling.not_stored(outcome):
+                raise unavailable(started.row.id)
             if outcome.failure is not None:
                 raise outcome.failure.api_error(started.row.id if started.store else None)
             error = outcome.values.get("error") or {}
@@ -154,10 +158,14 @@ class ResponseService:
             input_bodies, past = await self._start(
                 row, input_bodies, store, fitter, context_ready, route, history
             )
-        except BaseException:
+        except BaseException as exc:
             if "launched" in made:
                 made["launched"].cancel()  # unit of work #1 failed: no model run for it
+            if store and isinstance(exc, CommitUncertain):
+                acceptance.record(row.id)  # it may be stored: a 5xx must not invite a retry
             raise
+        if store:
+            acceptance.record(row.id)
         return Started(
             row=row,
             provider=provider,

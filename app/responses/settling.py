@@ -23,6 +23,7 @@ from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
+from app.outage import CommitUncertain
 from app.responses import repository, rows
 from app.runs import outcome as outcomes
 from app.runs.started import Started
@@ -33,7 +34,14 @@ NOT_STORED = (
     "The response was generated but could not be stored: the database did not answer. "
     "It will be marked failed."
 )
-_UNREACHABLE = (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError)
+_UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    DBAPIError,
+    OSError,
+    TimeoutError,
+    CommitUncertain,
+)
 
 
 async def settle(
@@ -56,6 +64,12 @@ async def settle(
         unstored = outcomes.failed_outcome("server_error", NOT_STORED)
         rows.apply_final(started.row, unstored.values)
         return unstored
+
+
+def not_stored(outcome: outcomes.Outcome) -> bool:
+    """Whether `outcome` is the stand-in for an ending the database did not take."""
+    error = outcome.values.get("error") or {}
+    return outcome.status == "failed" and error.get("message") == NOT_STORED
 
 
 async def _finish(

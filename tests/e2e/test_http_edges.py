@@ -168,3 +168,24 @@ async def test_deep_json_is_a_400_naming_the_param(
             assert answer.status_code == 400, answer.text
             error = answer.json()["error"]
             assert (error["param"], error["code"]) == (param, "invalid_value")
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/responses/resp_x", "DELETE, GET, OPTIONS"),
+        ("/v1/conversations/conv_x", "DELETE, GET, OPTIONS, POST"),
+        ("/v1/conversations/conv_x/items", "GET, OPTIONS, POST"),
+        ("/admin/prompts", "GET, OPTIONS, POST"),
+        ("/v1/responses", "OPTIONS, POST"),
+    ],
+)
+async def test_options_lists_every_method_of_the_path(
+    rapport: RapportServer, path: str, allow: str
+) -> None:
+    """Litestar 2 lists only the first handler's methods (litestar#4169); Allow must match
+    the OpenAPI document, which lists them all."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.options(f"{root(rapport)}{path}")
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == allow

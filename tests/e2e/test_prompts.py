@@ -177,3 +177,49 @@ def test_the_cli_manages_templates(database_url: str, project: Project, tmp_path
     missing = rapport("show", created["id"])
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("version=2147483648", "integer_above_max_value"),  # past a 32-bit column: was a 500
+        ("version=0", "integer_below_min_value"),
+        ("version=-1", "integer_below_min_value"),
+        ("version=two", "invalid_type"),
+    ],
+)
+async def test_a_version_outside_the_documented_range_is_a_400(
+    http: httpx.AsyncClient, query: str, code: str
+) -> None:
+    prompt = await make(http, input="hi")
+    answer = await http.get(f"/prompts/{prompt['id']}?{query}")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "version"
+    assert answer.json()["error"]["code"] == code
+
+
+async def test_a_prompt_id_with_foreign_characters_is_a_400_not_a_database_error(
+    http: httpx.AsyncClient,
+) -> None:
+    """A NUL byte reached Postgres and came back a 500 (found by schemathesis)."""
+    for answer in (
+        await http.get("/prompts/pmpt_%00"),
+        await http.delete("/prompts/pmpt_%00"),
+        await http.post("/prompts", json={"id": "pmpt_\u0000", "input": "hi"}),
+    ):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_value"
+    assert (await http.post("/prompts", json={"id": "x" * 200, "input": "hi"})).status_code == 400
+
+
+async def test_a_create_naming_a_prompt_id_with_foreign_characters_is_a_400(
+    rapport: RapportServer, project: Project
+) -> None:
+    """`prompt.id` with a NUL byte reached Postgres and came back a 500 (found by schemathesis)."""
+    headers = {"authorization": f"Bearer {project.secret}"}
+    async with httpx.AsyncClient(base_url=rapport.base_url, headers=headers) as http:
+        answer = await http.post(
+            "/responses", json={"model": "test-model", "prompt": {"id": "pmpt_\u0000x"}}
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "prompt.id"

@@ -2,6 +2,7 @@
 
 from app.db.models.api_key import ApiKey
 from app.db.models.conversation import Conversation, ConversationItem
+from app.db.models.idempotency_key import IdempotencyKey
 from app.db.models.item import Item
 from app.db.models.prompt import Prompt
 from app.db.models.response import ResponseRow
@@ -11,6 +12,7 @@ __all__ = [
     "ApiKey",
     "Conversation",
     "ConversationItem",
+    "IdempotencyKey",
     "Item",
     "Prompt",
     "ResponseRow",

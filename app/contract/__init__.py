@@ -1,0 +1,1 @@
+"""The OpenAPI document as the API's contract: what every route takes and answers."""

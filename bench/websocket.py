@@ -55,6 +55,7 @@ READ_SIZE = 1 << 18
 WS_DELTA = b'{"type":"response.output_text.delta"'
 WS_CREATED = b'{"type":"response.created"'
 WS_TERMINAL = (b'{"type":"response.completed"', b'{"type":"response.incomplete"')
+KEEPALIVE = (Opcode.PING, Opcode.PONG)
 DIRECT, SSE, WS = "direct", "SSE", "WebSocket"
 SSE_FREE, WS_FREE = "SSE, store: false", "WebSocket, store: false"
 
@@ -123,6 +124,8 @@ class SocketClient:
             if pending := protocol.data_to_send():  # pongs
                 writer.write(b"".join(pending))
             for frame in protocol.events_received():
+                if frame.opcode in KEEPALIVE:  # uvicorn pings every 20 s; the pong is sent
+                    continue
                 if frame.opcode is not Opcode.TEXT or not frame.fin:
                     raise BadAnswer(f"unexpected frame {frame.opcode.name}")
                 text = frame.data

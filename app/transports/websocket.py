@@ -182,36 +182,38 @@ class Connection:
         self._turn = asyncio.create_task(self._respond(event))
 
     async def _respond(self, event: ResponseCreateEvent) -> None:
+        """One response, observed as a request is: its access line and its count."""
+        with self._observed() as turn:
+            await self._serve(event, turn)
+
+    async def _serve(self, event: ResponseCreateEvent, turn: access.SocketTurn) -> None:
         """One response: begun as a streamed create is, then its events, each sent as it comes.
         The turn ends (and the next create is welcome) just before the terminal event leaves,
         so a client that answers that event at once never finds the connection busy."""
-        with self._observed() as turn:
+        try:
             try:
-                try:
-                    started = await self._begin(event.create_request())
-                except ApiError as exc:
-                    self._ended(None)
-                    turn.status = exc.status_code
-                    await self._tell(exc)
-                    return
-                recorder = Recorder(self._responses)
-                run = foreground.warm_up if event.warm_up else foreground.events
-                events = run(started, recorder)
-                async with aclosing(events):  # type: ignore[type-var]
-                    async for frame in events:
-                        if frame["type"] in TERMINAL_EVENTS:
-                            self._ended(continuation(started, recorder.outcome))
-                        await self._send(encoder.encode(frame))
-            except Gone:
-                pass  # closing the events has cancelled the run: the response ends `cancelled`
-            except Exception as exc:  # noqa: BLE001  (a bug of ours: said, and the socket stays usable)
+                started = await self._begin(event.create_request())
+            except ApiError as exc:
                 self._ended(None)
-                turn.status = 500
-                await self._tell(fault(exc, self._id))
-            finally:
-                self._ended(
-                    None
-                )  # cancelled, or gone mid-stream (a no-op after the terminal event)
+                turn.status = exc.status_code
+                await self._tell(exc)
+                return
+            recorder = Recorder(self._responses)
+            run = foreground.warm_up if event.warm_up else foreground.events
+            events = run(started, recorder)
+            async with aclosing(events):  # type: ignore[type-var]
+                async for frame in events:
+                    if frame["type"] in TERMINAL_EVENTS:
+                        self._ended(continuation(started, recorder.outcome))
+                    await self._send(encoder.encode(frame))
+        except Gone:
+            pass  # closing the events has cancelled the run: the response ends `cancelled`
+        except Exception as exc:  # noqa: BLE001  (a bug of ours: said, and the socket stays usable)
+            self._ended(None)
+            turn.status = 500
+            await self._tell(fault(exc, self._id))
+        finally:
+            self._ended(None)  # cancelled, or gone mid-stream (a no-op after the terminal event)
 
     async def _begin(self, request: CreateResponseRequest) -> Started:
         request = await self._prompts.apply(self._caller, request)

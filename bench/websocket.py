@@ -55,6 +55,7 @@ READ_SIZE = 1 << 18
 WS_DELTA = b'{"type":"response.output_text.delta"'
 WS_CREATED = b'{"type":"response.created"'
 WS_TERMINAL = (b'{"type":"response.completed"', b'{"type":"response.incomplete"')
+KEEPALIVE = (Opcode.PING, Opcode.PONG)
 DIRECT, SSE, WS = "direct", "SSE", "WebSocket"
 SSE_FREE, WS_FREE = "SSE, store: false", "WebSocket, store: false"
 
@@ -106,8 +107,9 @@ class SocketClient:
             raise BadAnswer("the socket closed")
         return data
 
-    async def turn(self, body: bytes) -> tuple[StreamTiming, bytes]:
-        """One `response.create` and its events: the timing, and the terminal frame."""
+    async def turn(self, body: bytes, answers: bool = True) -> tuple[StreamTiming, bytes]:
+        """One `response.create` and its events: the timing, and the terminal frame. A
+        warm-up (`generate: false`) `answers` nothing: it has no deltas."""
         protocol, writer = self._protocol, self._writer
         assert protocol is not None
         assert writer is not None
@@ -122,6 +124,8 @@ class SocketClient:
             if pending := protocol.data_to_send():  # pongs
                 writer.write(b"".join(pending))
             for frame in protocol.events_received():
+                if frame.opcode in KEEPALIVE:  # uvicorn pings every 20 s; the pong is sent
+                    continue
                 if frame.opcode is not Opcode.TEXT or not frame.fin:
                     raise BadAnswer(f"unexpected frame {frame.opcode.name}")
                 text = frame.data
@@ -132,7 +136,7 @@ class SocketClient:
                 elif text.startswith(WS_CREATED):
                     created = now
                 elif text.startswith(WS_TERMINAL):
-                    if not deltas:
+                    if answers and not deltas:
                         raise BadAnswer("a response without deltas")
 
                     def ms(stamp: int) -> float:
@@ -145,8 +149,8 @@ class SocketClient:
                 elif not text.startswith(b'{"type":"response.'):
                     raise BadAnswer(f"the socket said {text[:300]!r}")
 
-    async def timed(self, body: bytes) -> StreamTiming:
-        return (await self.turn(body))[0]
+    async def timed(self, body: bytes, answers: bool = True) -> StreamTiming:
+        return (await self.turn(body, answers))[0]
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -273,9 +277,11 @@ async def measure(args: argparse.Namespace, target: Target) -> Measurement:
     runs = []
     # Each on a connection of its own, opened just before: an idle keep-alive connection is
     # closed by uvicorn after 5 s, an idle socket that answers no ping after 40 s.
+    warm_up = create_frame(input=PROMPT, store=False, generate=False)
     for name, turns, body, chain in (
         ("WebSocket, stored", args.turns, stored, None),
         ("WebSocket, `store: false`", args.turns, unstored, None),
+        ("WebSocket, `store: false` warm-ups (`generate: false`)", args.turns, warm_up, None),
         ("SSE (keep-alive), stored", args.turns, None, None),
         ("WebSocket, `store: false` chain (the connection's cache)", args.chain_turns, None, False),
         ("WebSocket, stored chain (read from the database)", args.chain_turns, None, True),
@@ -293,7 +299,7 @@ async def measure(args: argparse.Namespace, target: Target) -> Measurement:
             next_turn: One = (
                 Chain(socket_, store=chain)
                 if chain is not None
-                else functools.partial(socket_.timed, body or b"")
+                else functools.partial(socket_.timed, body or b"", body is not warm_up)
             )
             runs.append(await sequential(name, turns, next_turn, target.pids))
         finally:

@@ -7,13 +7,18 @@ what the request noted in its `RequestFacts` — response and project ids, model
 tokens. Never a body, a header or a key. A stream is logged when it ends, with its whole
 duration. Probes and scrapes (`/health`, `/ready`, `/metrics`) log at DEBUG only, so a
 load balancer polling every second does not bury the traffic.
+
+A WebSocket is one long-lived upgrade carrying many responses, so each response on it gets a
+line and an observation of its own (`socket_turn`), method `WEBSOCKET`: how much traffic
+took the socket rather than HTTP is then as visible as the HTTP traffic itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, cast
 
 from litestar import Litestar
@@ -33,6 +38,7 @@ log = logging.getLogger("rapport.access")
 QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 UNMATCHED = "unmatched"  # the route label of a path no route serves (a 404)
 _EVENT_STREAM = b"text/event-stream"
+SOCKET_METHOD = "WEBSOCKET"
 
 
 def install(app: Litestar) -> None:
@@ -113,23 +119,68 @@ class _Answer:
         await self._send(message)
 
 
+class SocketTurn:
+    """One response on a WebSocket as its line reports it: `status` is what an HTTP create
+    would have answered (200 once it streams, the `error` event's status when refused)."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 200
+
+
+@contextlib.contextmanager
+def socket_turn(connection_id: str, route: str, project_id: str) -> Iterator[SocketTurn]:
+    """Observe one response on a socket as a request: fresh facts for the pipeline to note
+    (the caller sets this in the response's own task), then one line and one count."""
+    started = time.perf_counter()
+    facts = request_facts.RequestFacts()
+    facts.project_id = project_id
+    token = request_facts.current.set(facts)
+    turn = SocketTurn()
+    try:
+        yield turn
+    finally:
+        request_facts.current.reset(token)
+        metrics.SOCKET_RESPONSES.labels(str(turn.status)).inc()
+        if log.isEnabledFor(logging.INFO):
+            fields = {
+                "request_id": connection_id,
+                "method": SOCKET_METHOD,
+                "route": route,
+                "status": turn.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                **_noted(facts),
+                "stream": True,
+            }
+            log.info(f"{SOCKET_METHOD} {route} {turn.status}", extra=fields)
+
+
 def _fields(
     scope: Scope, answer: _Answer, seconds: float, facts: request_facts.RequestFacts
 ) -> dict[str, Any]:
     params: dict[str, Any] = scope.get("path_params") or {}
-    upstream = facts.upstream_seconds
     return {
         "request_id": scope.get(REQUEST_ID_KEY),
         "method": scope.get("method"),
         "route": scope.get("path_template") or UNMATCHED,
         "status": answer.status,
         "duration_ms": round(seconds * 1000, 2),
+        **_noted(facts),
         "response_id": facts.response_id or params.get("response_id"),
         "conversation_id": params.get("conversation_id"),
+        "stream": True if answer.streaming else None,
+    }
+
+
+def _noted(facts: request_facts.RequestFacts) -> dict[str, Any]:
+    """What the pipeline noted while it served the request."""
+    upstream = facts.upstream_seconds
+    return {
+        "response_id": facts.response_id,
         "project_id": facts.project_id,
         "model": facts.model,
         "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
         "input_tokens": facts.input_tokens,
         "output_tokens": facts.output_tokens,
-        "stream": True if answer.streaming else None,
     }

@@ -81,6 +81,11 @@ ACTIVE_STREAMS = Gauge(
 ACTIVE_SOCKETS = Gauge(
     "rapport_active_websockets", "WebSocket connections open now", multiprocess_mode="livesum"
 )
+SOCKET_RESPONSES = Counter(
+    "rapport_websocket_responses",
+    "Responses created on WebSocket connections, by the status an HTTP create would have had",
+    ["status"],
+)
 HOSTED_TOOL_CALLS = Counter(
     "rapport_hosted_tool_calls", "Hosted tool calls Rapport ran, by tool type", ["tool"]
 )

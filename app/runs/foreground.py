@@ -1,6 +1,6 @@
 """A foreground streamed run: lifecycle events around the run's events, as plain event dicts.
 
-The transport (SSE today, WebSocket next) only frames what this yields, so every transport
+The transport (SSE or a WebSocket) only frames what this yields, so every transport
 gets the same events, sequence numbers and settling.
 
 The response row is written before the terminal event is sent, so the terminal event's
@@ -21,7 +21,7 @@ import anyio
 from app.responses import convert
 from app.runs import loop
 from app.runs import outcome as outcomes
-from app.runs.emitter import Event
+from app.runs.emitter import Emitter, Event
 
 if TYPE_CHECKING:
     from app.context.compaction import Sealer
@@ -47,11 +47,19 @@ class Settler(Protocol):
     async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome: ...
 
 
+def announced(emitter: Emitter, started: Started) -> list[Event]:
+    """`response.created` and `response.in_progress`, which open every stream."""
+    snapshot = convert.to_wire(started.row, [])
+    return [
+        emitter.event("response.created", response=snapshot),
+        emitter.event("response.in_progress", response=snapshot),
+    ]
+
+
 async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
     emitter, run = loop.stream_run(started, service.sealer)
-    snapshot = convert.to_wire(started.row, [])
-    yield emitter.event("response.created", response=snapshot)
-    yield emitter.event("response.in_progress", response=snapshot)
+    for event in announced(emitter, started):
+        yield event
     run_events = run.events()
     outcome: outcomes.Outcome | None = None
     lost: list[bool] = []  # set when the lease is lost: the run stops at its next event
@@ -72,5 +80,26 @@ async def events(started: Started, service: Settler) -> AsyncIterator[Event]:
                 await run_events.aclose()
                 await service.settle(started, outcomes.cancelled(emitter.output))
         raise
+    yield terminal(emitter, started, outcome)
+
+
+async def warm_up(started: Started, service: Settler) -> AsyncIterator[Event]:
+    """A warm-up's stream (WebSocket mode's `generate: false`): announced, settled
+    `completed` with no output — no model is called — and completed. A client gone before the
+    settle leaves it `cancelled`, as any stream does."""
+    emitter = Emitter(obfuscate=False)
+    try:
+        for event in announced(emitter, started):
+            yield event
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await service.settle(started, outcomes.cancelled([]))
+        raise
+    with anyio.CancelScope(shield=True):
+        outcome = await service.settle(started, outcomes.warmed_up())
+    yield terminal(emitter, started, outcome)
+
+
+def terminal(emitter: Emitter, started: Started, outcome: outcomes.Outcome) -> Event:
     final = convert.to_wire(started.row, outcome.output)
-    yield emitter.event(TERMINAL_EVENTS.get(outcome.status, "response.failed"), response=final)
+    return emitter.event(TERMINAL_EVENTS.get(outcome.status, "response.failed"), response=final)

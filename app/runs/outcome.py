@@ -13,7 +13,7 @@ import msgspec
 from app.db.base import utcnow
 from app.providers.base import GenerationResult, ProviderError
 from app.wire.items import CALL_TYPES
-from app.wire.responses import CreateResponseRequest
+from app.wire.responses import CreateResponseRequest, ResponseUsage
 
 
 class Outcome(msgspec.Struct):
@@ -56,6 +56,14 @@ def cancelled(output: list[dict[str, Any]]) -> Outcome:
         if item.get("status") == "in_progress":
             item["status"] = "incomplete"
     return Outcome("cancelled", output, {"status": "cancelled"})
+
+
+def warmed_up() -> Outcome:
+    """A WebSocket warm-up (`generate: false`): completed at once with no output and no
+    tokens, because no model was called; its input is the context a next turn continues."""
+    usage = msgspec.to_builtins(ResponseUsage(input_tokens=0, output_tokens=0, total_tokens=0))
+    values = {"status": "completed", "usage": usage, "completed_at": utcnow()}
+    return Outcome("completed", [], {**values, "incomplete_details": None})
 
 
 def settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:

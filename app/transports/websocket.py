@@ -7,6 +7,12 @@ sequence numbers, one text frame each — because they come from `runs/foregroun
 closed socket are the same code. A refusal is an `error` event in OpenAI's shape (the HTTP
 status, the error object), and the socket stays open for the next create.
 
+A `generate: false` create is a warm-up: stored (or kept) and completed at once with no
+output and no model call, so that the real turn continues it by `previous_response_id` and
+sends only the new input, as Codex does when a session opens.
+
+Each create is logged and counted as a request is (`observability/access.socket_turn`).
+
 One response runs at a time per connection; a create while one runs is refused. The connection
 keeps its last response's whole context (history, input, output) when that response was not
 stored, so a `store: false` chain continues by `previous_response_id` on the same socket as at
@@ -24,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, aclosing
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -35,6 +41,7 @@ from litestar.types.asgi_types import WebSocketResponseBodyEvent, WebSocketRespo
 from app import ids
 from app.context.history import History
 from app.errors import ApiError, InvalidRequest, invalid_value, not_supported, unexpected
+from app.observability import access
 from app.runs import foreground
 from app.runs import outcome as outcomes
 from app.wire import codec
@@ -56,6 +63,7 @@ TERMINAL_EVENTS = frozenset(foreground.TERMINAL_EVENTS.values())
 CONTINUABLE = frozenset({"completed", "incomplete"})  # what a later turn may continue
 DENIAL = "websocket.http.response"  # the ASGI extension that refuses an upgrade with a body
 POLICY_VIOLATION = 1008
+ROUTE = "/v1/responses"  # the route its responses are logged under, as over HTTP
 
 
 class Gone(Exception):
@@ -161,40 +169,48 @@ class Connection:
 
     async def _on_event(self, data: str | bytes) -> None:
         try:
-            request = decode_create(data)
+            event = decode_create(data)
         except ApiError as exc:
             if not self._in_flight:
                 self._last = None  # a create that fails evicts what was kept
-            await self._tell(exc)
+            await self._refuse(exc)
             return
         if self._in_flight:
-            await self._tell(in_flight())
+            await self._refuse(in_flight())
             return
         self._in_flight = True
-        self._turn = asyncio.create_task(self._respond(request))
+        self._turn = asyncio.create_task(self._respond(event))
 
-    async def _respond(self, request: CreateResponseRequest) -> None:
+    async def _respond(self, event: ResponseCreateEvent) -> None:
+        """One response, observed as a request is: its access line and its count."""
+        with self._observed() as turn:
+            await self._serve(event, turn)
+
+    async def _serve(self, event: ResponseCreateEvent, turn: access.SocketTurn) -> None:
         """One response: begun as a streamed create is, then its events, each sent as it comes.
         The turn ends (and the next create is welcome) just before the terminal event leaves,
         so a client that answers that event at once never finds the connection busy."""
         try:
             try:
-                started = await self._begin(request)
+                started = await self._begin(event.create_request())
             except ApiError as exc:
                 self._ended(None)
+                turn.status = exc.status_code
                 await self._tell(exc)
                 return
             recorder = Recorder(self._responses)
-            events = foreground.events(started, recorder)
+            run = foreground.warm_up if event.warm_up else foreground.events
+            events = run(started, recorder)
             async with aclosing(events):  # type: ignore[type-var]
-                async for event in events:
-                    if event["type"] in TERMINAL_EVENTS:
+                async for frame in events:
+                    if frame["type"] in TERMINAL_EVENTS:
                         self._ended(continuation(started, recorder.outcome))
-                    await self._send(encoder.encode(event))
+                    await self._send(encoder.encode(frame))
         except Gone:
             pass  # closing the events has cancelled the run: the response ends `cancelled`
         except Exception as exc:  # noqa: BLE001  (a bug of ours: said, and the socket stays usable)
             self._ended(None)
+            turn.status = 500
             await self._tell(fault(exc, self._id))
         finally:
             self._ended(None)  # cancelled, or gone mid-stream (a no-op after the terminal event)
@@ -241,6 +257,16 @@ class Connection:
         except (WebSocketDisconnect, OSError) as exc:  # uvicorn's ClientDisconnected is one
             raise Gone from exc
 
+    def _observed(self) -> AbstractContextManager[access.SocketTurn]:
+        return access.socket_turn(self._id, ROUTE, self._caller.project_id)
+
+    async def _refuse(self, exc: ApiError) -> None:
+        """A create refused before it began (unreadable, or while one runs): logged and
+        counted as the HTTP 4xx it would have been."""
+        with self._observed() as turn:
+            turn.status = exc.status_code
+            await self._tell(exc)
+
     async def _tell(self, exc: ApiError) -> None:
         """An `error` event; a socket already closing is left to the reading loop to notice."""
         with contextlib.suppress(Gone):
@@ -282,7 +308,7 @@ def continuation(started: Started, outcome: outcomes.Outcome | None) -> Continua
     return Continuation(started.row.id, context)
 
 
-def decode_create(data: str | bytes) -> CreateResponseRequest:
+def decode_create(data: str | bytes) -> ResponseCreateEvent:
     """A client event as the create it asks for, or the InvalidRequest OpenAI would send."""
     raw = data.encode() if isinstance(data, str) else data
     kind = codec.decode(raw, ClientEvent).type
@@ -300,9 +326,7 @@ def decode_create(data: str | bytes) -> CreateResponseRequest:
         )
     if event.stream_id is not None:
         raise not_supported("stream_id", "'stream_id' (WebSocket lanes)")
-    if event.generate is False:
-        raise not_supported("generate", "'generate: false' (warm-up)")
-    return event.create_request()
+    return event
 
 
 def in_flight() -> InvalidRequest:

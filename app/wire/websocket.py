@@ -30,12 +30,18 @@ class ResponseCreateEvent(
 ):
     """`response.create`: the create body's fields, plus the envelope fields only a socket has.
 
-    `stream` is implied and `background` is refused (as OpenAI does); `stream_id` (lanes) and
-    `generate: false` (warm-up) are OpenAI's, and are decoded only to be refused by name.
+    `stream` is implied and `background` is refused (as OpenAI does); `stream_id` (lanes) is
+    OpenAI's, decoded only to be refused by name. `generate: false` asks for a warm-up: the
+    response is created and completed without calling the model, so that a next turn can
+    continue it (Codex sends one as each session opens).
     """
 
     stream_id: str | None = None
     generate: bool | None = None
+
+    @property
+    def warm_up(self) -> bool:
+        return self.generate is False
 
     def create_request(self) -> CreateResponseRequest:
         """The HTTP create body this event stands for, streamed: a plain request, so that

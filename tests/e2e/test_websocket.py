@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import Project
+from tests.e2e.test_observability import access_lines, root_of, samples, value
 from tests.e2e.test_streaming import (
     LONG_ANSWER,
     LONG_INPUT,
@@ -51,6 +53,12 @@ def bearer(secret: str) -> dict[str, str]:
 async def ws(rapport: RapportServer, project: Project) -> AsyncIterator[ClientConnection]:
     async with connect(socket_url(rapport), additional_headers=bearer(project.secret)) as socket:
         yield socket
+
+
+@pytest.fixture
+def another_socket(rapport: RapportServer, project: Project) -> Callable[[], connect]:
+    """Opens another connection of the test's project, when the test asks for it."""
+    return lambda: connect(socket_url(rapport), additional_headers=bearer(project.secret))
 
 
 @pytest.fixture
@@ -291,7 +299,6 @@ async def test_a_second_create_while_one_runs_is_refused(ws: ClientConnection) -
         ('{"type": "response.create", "model": "m", "temperature": 9}', 400, "temperature", None),
         ('{"type": "response.create", "model": "m", "background": true}', 400, "background", None),
         ('{"type": "response.create", "model": "m", "stream_id": "a"}', 400, "stream_id", None),
-        ('{"type": "response.create", "model": "m", "generate": false}', 400, "generate", None),
     ],
 )
 async def test_a_bad_create_gets_an_error_and_the_socket_carries_on(
@@ -445,3 +452,98 @@ async def test_the_sdk_websocket_client(client: AsyncOpenAI) -> None:
                 assert event.type != "error", event
             assert event.response.output_text == f"echo: {text}"
             first_id = event.response.id
+
+
+async def test_a_warm_up_is_continued_without_a_model_call(
+    client: AsyncOpenAI, upstream: TestUpstream
+) -> None:
+    """`generate: false`, as Codex opens each session: completed at once with no output, no
+    tokens and no upstream call; the next turn continues it with only its new input."""
+    rules = [{"role": "developer", "content": "house rules"}]
+    async with client.responses.connect() as connection:
+        await connection.response.create(
+            model="test-model", input=rules, store=False, generate=False
+        )
+        kinds = []
+        async for event in connection:
+            kinds.append(event.type)
+            if event.type in TERMINAL or event.type == "error":
+                break
+        assert kinds == ["response.created", "response.in_progress", "response.completed"]
+        assert event.type == "response.completed"
+        warm = event.response
+        assert (warm.status, warm.output, warm.store) == ("completed", [], False)
+        assert warm.usage is not None
+        assert warm.usage.total_tokens == 0
+        assert upstream.requests == []
+        await connection.response.create(
+            model="test-model", input="turn 1", store=False, previous_response_id=warm.id
+        )
+        async for event in connection:
+            assert event.type != "error", event
+            if event.type == "response.completed":
+                break
+    assert event.response.output_text == "echo: turn 1"
+    assert event.response.previous_response_id == warm.id
+    [sent] = [r.body["messages"] for r in upstream.requests]
+    assert [m["content"] for m in sent] == ["house rules", "turn 1"]
+
+
+async def test_a_stored_warm_up_is_kept_like_any_response(
+    ws: ClientConnection,
+    http: httpx.AsyncClient,
+    upstream: TestUpstream,
+    another_socket: Callable[[], connect],
+) -> None:
+    warm = await completed(ws, input="remember this", generate=False)
+    assert warm["output"] == []
+    assert warm["usage"]["total_tokens"] == 0
+    assert await fetch(http, warm["id"]) == warm
+    items = (await http.get(f"/responses/{warm['id']}/input_items")).json()["data"]
+    assert [item["content"][0]["text"] for item in items] == ["remember this"]
+    async with another_socket() as other:
+        await completed(other, input="turn 1", previous_response_id=warm["id"])
+    assert [m["content"] for m in messages(upstream)] == ["remember this", "turn 1"]
+    assert len(upstream.requests) == 1
+
+
+async def test_each_create_on_a_socket_is_logged_and_counted(
+    ws: ClientConnection,
+    rapport: RapportServer,
+    project: Project,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A socket carries many responses: each gets an access line (method WEBSOCKET) and a
+    count, so traffic over sockets is as visible as traffic over HTTP."""
+    caplog.set_level(logging.INFO, logger="rapport.access")
+    scrape = f"{root_of(rapport)}/metrics"
+    async with httpx.AsyncClient() as scraper:
+        before = samples((await scraper.get(scrape)).text)
+        answered = await completed(ws, input="log me")
+        warm = await completed(ws, input="log me too", generate=False)
+        await refused(ws, input="hot", temperature=9)
+        after = samples((await scraper.get(scrape)).text)
+    lines = [line for line in access_lines(caplog) if line["method"] == "WEBSOCKET"]
+    assert [(line["route"], line["status"]) for line in lines] == [
+        ("/v1/responses", 200),
+        ("/v1/responses", 200),
+        ("/v1/responses", 400),
+    ]
+    generated, warmed, refusal = lines
+    assert generated["response_id"] == answered["id"]
+    assert warmed["response_id"] == warm["id"]
+    assert refusal.get("response_id") is None
+    for line in lines:
+        assert line["project_id"] == project.project_id
+        assert str(line["request_id"]).startswith("req_")
+        assert isinstance(line["duration_ms"], float)
+    assert generated["model"] == "test-model"
+    assert isinstance(generated["upstream_ms"], float)
+    assert generated["output_tokens"] == answered["usage"]["output_tokens"]
+    assert warmed.get("upstream_ms") is None
+
+    def grew(status: str) -> float:
+        name = "rapport_websocket_responses_total"
+        return value(after, name, status=status) - value(before, name, status=status)
+
+    assert (grew("200"), grew("400")) == (2, 1)

@@ -9,6 +9,7 @@ stored and a blind SDK retry would create a second one).
     ├── UpstreamTimeout                server_error         504 server_error
     ├── UpstreamUnavailable            server_error         502 server_error
     ├── UpstreamProtocolError          server_error         502 server_error
+    │   └── UpstreamAnswerTooLarge     server_error         502 server_error
     └── UpstreamStatusError
         ├── UpstreamRateLimited        rate_limit_exceeded  429 rate_limit_exceeded
         ├── UpstreamRejected           invalid_prompt       400 / 404 invalid_request_error
@@ -142,6 +143,11 @@ class UpstreamUnavailable(ProviderError):
 
 class UpstreamProtocolError(ProviderError):
     pass
+
+
+class UpstreamAnswerTooLarge(UpstreamProtocolError):
+    """The answer passed its byte cap (RAPPORT_MAX_ANSWER_BYTES): read on, it would hold the
+    process's memory, and tokenizing it, its CPU."""
 
 
 class UpstreamStatusError(ProviderError):

@@ -4,7 +4,8 @@ httpx's timeout bounds each read, so an upstream that sends a byte every half se
 run — and the process's shutdown — for ever; this bounds the whole call. A streamed call's
 deadline is checked while it waits for the next delta, never while the caller handles one. At
 the deadline the upstream call is abandoned (its connection closed) and the run fails with
-UpstreamTimeout, stored as the response's error.
+UpstreamTimeout, stored as the response's error. The same wait is where a shutting-down server
+interrupts the calls its clients wait on (draining.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from app.providers import draining
 from app.providers.base import (
     Delta,
     GenerationRequest,
     GenerationResult,
     Provider,
+    ProviderError,
+    ServerShuttingDown,
     StreamEnd,
     UpstreamTimeout,
 )
@@ -30,8 +34,9 @@ class DeadlinedProvider:
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         try:
-            async with asyncio.timeout(self._seconds):
-                return await self.inner.generate(request)
+            async with asyncio.timeout(self._seconds) as timeout:
+                with draining.interruptible(timeout):
+                    return await self.inner.generate(request)
         except TimeoutError:
             raise self._expired() from None
 
@@ -40,15 +45,20 @@ class DeadlinedProvider:
         async with aclosing(self.inner.stream(request)) as deltas:  # type: ignore[type-var]
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        delta = await anext(deltas)
+                    async with asyncio.timeout_at(deadline) as timeout:
+                        with draining.interruptible(timeout):
+                            delta = await anext(deltas)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise self._expired() from None
                 yield delta
 
-    def _expired(self) -> UpstreamTimeout:
+    def _expired(self) -> ProviderError:
+        if draining.is_draining():
+            return ServerShuttingDown(
+                "the server shut down before the answer ended; send the request again"
+            )
         return UpstreamTimeout(
             f"the answer did not end within {self._seconds:g} seconds, the most one upstream "
             "call may take (RAPPORT_UPSTREAM_DEADLINE, or the route's deadline_seconds)"

@@ -136,13 +136,15 @@ class ResponseService:
             ),
             request.instructions,  # counted when the fitter is made
         )
+        # Before the row is made: its heartbeat starts at its creation, and a count of seconds
+        # must not make a response look abandoned to the sweeper before it is even stored.
+        await fitter.precount(input_bodies)
         hosted, settings = prepared.parsed_tools.indexed_hosted, self._runtime.settings
         tools = toolset.build(hosted, settings, self._runtime.http, request.include)
         await toolset.check_hosts(hosted, settings)
         row = rows.new_row(caller, prepared, self._runtime.sealer)
         record.started(row)
         store = request.store is not False
-        await fitter.precount(input_bodies)
         made: dict[str, Any] = {}
 
         def context_ready(window: Window) -> None:

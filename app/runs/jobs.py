@@ -25,6 +25,7 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
+from app.providers import draining
 from app.providers.base import GenerationRequest
 from app.responses import convert, repository
 from app.responses.background import announcement
@@ -46,6 +47,7 @@ ANNOUNCED_EVENTS = 2
 
 
 async def run_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+    draining.leave_to_the_queue()  # interrupted by a shutdown, it goes back to the queue
     started = await claim(runtime, responses, response_id)
     if started is None:
         return

@@ -121,6 +121,8 @@ class Workers:
             "RAPPORT_REQUEUE_AFTER_SECONDS": str(TIMINGS["requeue_after_seconds"]),
             "RAPPORT_EVENT_TTL_SECONDS": str(TIMINGS["event_ttl_seconds"]),
             "RAPPORT_MAX_ATTEMPTS": str(TIMINGS["max_attempts"]),
+            # SIGTERM gives running jobs back at once (a test of the grace sets its own).
+            "RAPPORT_SHUTDOWN_GRACE": "0",
         }
         self._log_dir = log_dir
         self._procs: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -660,6 +662,20 @@ async def test_sigterm_gives_the_run_back(
     done = await ended(bg_client, created.id)
     assert (done.status, done.output_text) == ("completed", f"echo: {text}")
     assert calls(upstream, text) == 2
+
+
+async def test_sigterm_lets_a_run_end_within_the_grace(
+    bg_client: AsyncOpenAI, workers: Workers, upstream: TestUpstream
+) -> None:
+    first = workers.start(RAPPORT_SHUTDOWN_GRACE="8")  # runs end by 5 s (8 less the margin)
+    text = marked(f"finish me {SLOW}")  # about 2.5 s
+    created = await bg_client.responses.create(model="test-model", input=text, background=True)
+    await eventually(lambda: now(calls(upstream, text)), "the run to start")
+    first.terminate()
+    assert first.wait(timeout=15) == 0
+    done = await bg_client.responses.retrieve(created.id)  # ended before the process did
+    assert (done.status, done.output_text) == ("completed", f"echo: {text}")
+    assert calls(upstream, text) == 1
 
 
 async def test_max_attempts_exhausted_ends_failed(

@@ -15,7 +15,15 @@ import pytest
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import Project, sdk, server_settings
+from tests.anthropic_upstream import AnthropicUpstream
+from tests.conftest import (
+    ROUTE_KEY,
+    ROUTE_KEY_ENV,
+    Project,
+    rapport_with_routes,
+    sdk,
+    server_settings,
+)
 from tests.e2e.test_upstream_faults import stored_failure_answer, stored_failures
 from tests.harness import RapportServer
 from tests.upstream import TestUpstream
@@ -69,8 +77,8 @@ def capped(database_url: str, upstream: TestUpstream) -> Iterator[RapportServer]
     server.stop()
 
 
-def _is_the_cap(error: Any) -> bool:
-    return error.code == "server_error" and f"passed {CAP} bytes" in error.message
+def _is_the_cap(error: Any, limit: int = CAP) -> bool:
+    return error.code == "server_error" and f"passed {limit} bytes" in error.message
 
 
 async def test_an_answer_over_the_cap_fails_the_response_stored(
@@ -107,3 +115,36 @@ async def test_a_streamed_answer_over_the_cap_ends_response_failed(
     fetched = await client.responses.retrieve(final.id)
     assert fetched.status == "failed"
     assert _is_the_cap(fetched.error)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_routes_own_cap_holds_for_a_native_upstream(
+    database_url: str, upstream: TestUpstream, project: Project, stream: bool
+) -> None:
+    """The native providers read through the shared HTTP edge; a route sets its own cap (the
+    test Anthropic answers 3 words past 8,192, so the input and the cap are smaller here)."""
+    limit, text = 16 * 1024, " ".join(f"word{n}" for n in range(5_000))  # ~44 kB echoed
+    route = {"provider": "anthropic", "api_key_env": ROUTE_KEY_ENV, "max_answer_bytes": limit}
+    with (
+        AnthropicUpstream(api_key=ROUTE_KEY) as claude,
+        rapport_with_routes(
+            database_url, upstream, claude={**route, "base_url": claude.base_url}
+        ) as server,
+    ):
+        client = sdk(server, project)
+        if stream:
+            events = [
+                e
+                async for e in await client.responses.create(
+                    model="claude", input=text, stream=True
+                )
+            ]
+            assert events[-1].type == "response.failed"
+            response_id = events[-1].response.id
+        else:
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.responses.create(model="claude", input=text)
+            response_id = stored_failure_answer(caught.value, 502)
+        fetched = await client.responses.retrieve(response_id)
+        assert fetched.status == "failed"
+        assert _is_the_cap(fetched.error, limit)

@@ -2,8 +2,8 @@
 
 Starts the test upstream (it echoes the input, so a big input also makes a big answer) and
 `rapport serve` as subprocesses on a throwaway Postgres database, then, for each case, sends one
-big non-streaming `POST /v1/responses` while a second connection calls `GET /health` one call
-after another. Reported per case: how long the big create took, how many `/health` answers came
+big non-streaming `POST /v1/responses` while a second connection calls `GET /health` every
+10 ms. Reported per case: how long the big create took, how many `/health` answers came
 back meanwhile, and their median and worst latency. An event loop blocked by the big request
 shows as a worst `/health` latency close to the create's own duration.
 
@@ -27,6 +27,8 @@ from latency import serving
 from shared import DEFAULT_ADMIN_URL, bench_main, machine, percentile
 
 MODEL = "test-model"
+# Between /health calls: back to back, they would take a core from the big request itself.
+PROBE_INTERVAL_S = 0.01
 
 
 def cases() -> dict[str, dict[str, Any]]:
@@ -69,6 +71,7 @@ async def one_case(base: str, secret: str, name: str, body: dict[str, Any]) -> C
                 answer = await probe.get("/health")
                 answer.raise_for_status()
                 latencies.append((time.perf_counter() - started) * 1000)
+                await asyncio.sleep(PROBE_INTERVAL_S)
 
         poller = asyncio.create_task(poll())
         started = time.perf_counter()
@@ -109,7 +112,7 @@ def report(args: argparse.Namespace, results: list[Case], commit: str) -> str:
         f"## big_requests.py — {commit}, {machine()}",
         "",
         (
-            "One big non-streaming create while `/health` is called back to back on another "
+            "One big non-streaming create while `/health` is called every 10 ms on another "
             "connection (Postgres, the test upstream echoing the input)."
         ),
         "",

@@ -127,6 +127,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
         await fitter.precount(input_bodies)  # a big input is counted off the worker's loop
+        row.heartbeat_at = utcnow()  # as of now: a count of seconds is no sign of a dead run
         failure: outcomes.Outcome | None = None
         window: Window | None = None
         try:

@@ -12,7 +12,7 @@ from litestar import Litestar, Request, Response, WebSocket, get, websocket
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
-from app import __version__, outage, readiness
+from app import __version__, outage, readiness, shutdown
 from app.auth import Authenticator, Caller
 from app.config import Settings, load_settings
 from app.console import ConsolePlugin, openapi_viewers
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.open()
+        shutdown.chain_handlers(settings.shutdown_grace_seconds)
         app.state.authenticator = Authenticator(runtime.sessions)
         responses = ResponseService(runtime)
         app.state.response_service = responses

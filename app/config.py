@@ -43,6 +43,12 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which variable or file line is wrong."""
 
 
+# One whole upstream call at most (a long reasoning run fits), and one answer's bytes (room
+# for 100,000 tokens with their logprobs).
+DEFAULT_UPSTREAM_DEADLINE = 1800.0
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
 class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One entry of the models file: which upstream serves a model name, and how."""
 
@@ -77,7 +83,13 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Hosted tool types (web_search, mcp, …) this route leaves out of a request instead of
     # refusing it, for clients such as Codex that always send them; empty: a clear 400.
     drop_hosted_tools: tuple[str, ...] = ()
+    # The longest one read may wait (`timeout_seconds`), and the longest one whole call may
+    # take (`deadline_seconds`; unset: RAPPORT_UPSTREAM_DEADLINE): an upstream that trickles a
+    # byte now and then never trips the first.
     timeout_seconds: float = 600.0
+    deadline_seconds: float | None = None
+    # The most bytes one answer may take (unset: RAPPORT_MAX_ANSWER_BYTES).
+    max_answer_bytes: int | None = None
     # Anthropic: the `anthropic-version` header, and `anthropic-beta` features to ask for.
     anthropic_version: str = "2023-06-01"
     anthropic_beta: tuple[str, ...] = ()
@@ -129,6 +141,11 @@ class Settings(msgspec.Struct, frozen=True):
     routes: tuple[ModelRoute, ...] = ()
     upstream_timeout_seconds: float = 600.0
     upstream_connect_timeout_seconds: float = 10.0
+    # One whole upstream call, and one answer's size, at most (routes may set their own).
+    upstream_deadline_seconds: float = DEFAULT_UPSTREAM_DEADLINE
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    # How long `serve` and `worker` let running responses end before they exit.
+    shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     # "json" or "console"; unset: console on a terminal, JSON anywhere else (app/logs.py).
     log_format: Literal["json", "console"] | None = None
@@ -166,6 +183,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         routes=load_routes(Path(models_file)) if models_file else (),
         upstream_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_TIMEOUT", 600.0),
         upstream_connect_timeout_seconds=_float(env, "RAPPORT_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+        upstream_deadline_seconds=_float(
+            env, "RAPPORT_UPSTREAM_DEADLINE", DEFAULT_UPSTREAM_DEADLINE
+        ),
+        max_answer_bytes=_bytes(env, "RAPPORT_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES),
+        shutdown_grace_seconds=_float(env, "RAPPORT_SHUTDOWN_GRACE", 10.0),
         log_level=_log_level(env.get("RAPPORT_LOG_LEVEL")),
         log_format=_log_format(env.get("RAPPORT_LOG_FORMAT")),
         lease_seconds=_float(env, "RAPPORT_LEASE_SECONDS", 30.0),
@@ -224,3 +246,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+
+
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of bytes, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1 byte, not {raw!r}")
+    return value

@@ -493,7 +493,21 @@ def endpoints(upstream_port: int, gateway_port: int, secret: str) -> tuple[Endpo
     return direct, gateway
 
 
-def run(args: argparse.Namespace) -> Measurement:
+@dataclass
+class Served:
+    """`rapport serve` and the test upstream, running; what a run needs to talk to them."""
+
+    stack: Stack
+    url: str
+    upstream_port: int
+    gateway_port: int
+    secret: str
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace, delay_ms: int = 0) -> Iterator[Served]:
+    """A throwaway database (`args.database`, `args.admin_url`), a gateway key, the test
+    upstream and `rapport serve` (of `args.rev` when set), all torn down afterwards."""
     stack = Stack()
     try:
         tmp = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
@@ -518,25 +532,31 @@ def run(args: argparse.Namespace) -> Measurement:
             keys = run_cli([rapport, "keys", "create", "--name", "bench"], env, source)
             secret = keys.splitlines()[-1]
             upstream_argv = [sys.executable, str(source / "tests" / "upstream.py")]
-            upstream_argv += ["--port", str(upstream_port), "--delay-ms", str(args.delay_ms)]
+            upstream_argv += ["--port", str(upstream_port), "--delay-ms", str(delay_ms)]
             stack.spawn("upstream", upstream_argv, env, tmp, source)
             serve = [rapport, "serve", "--port", str(gateway_port)]
             stack.spawn("rapport", serve, env, tmp, source)
             wait_ready(stack, f"http://127.0.0.1:{upstream_port}/v1/models")
             wait_ready(stack, f"http://127.0.0.1:{gateway_port}/health")
-            direct, gateway = endpoints(upstream_port, gateway_port, secret)
-            libpq_url = url.replace("+asyncpg", "", 1) if args.database == "postgres" else None
-            target = Target(direct, gateway, stack.procs["rapport"][0].pid, libpq_url)
-            try:
-                return run_loop(measure(args, target), args.max_seconds)
-            except Exception as exc:
-                try:
-                    stack.check_alive()
-                except RuntimeError as crashed:
-                    raise crashed from exc  # a crashed server explains the failure best
-                raise
+            yield Served(stack, url, upstream_port, gateway_port, secret)
     finally:
         stack.close()
+
+
+def run(args: argparse.Namespace) -> Measurement:
+    with serving(args, args.delay_ms) as served:
+        stack, url = served.stack, served.url
+        direct, gateway = endpoints(served.upstream_port, served.gateway_port, served.secret)
+        libpq_url = url.replace("+asyncpg", "", 1) if args.database == "postgres" else None
+        target = Target(direct, gateway, stack.procs["rapport"][0].pid, libpq_url)
+        try:
+            return run_loop(measure(args, target), args.max_seconds)
+        except Exception as exc:
+            try:
+                stack.check_alive()
+            except RuntimeError as crashed:
+                raise crashed from exc  # a crashed server explains the failure best
+            raise
 
 
 def run_loop(main: Awaitable[Measurement], limit: float) -> Measurement:

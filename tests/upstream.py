@@ -43,6 +43,7 @@ OVERFLOW_ERROR = {
 }
 _FAIL = re.compile(r"\[fail:(\d{3})\]")
 _SLEEP = re.compile(r"\[sleep:(\d+)\]")
+_TRICKLE = re.compile(r"\[trickle:(\d+)\]")
 _TOOL = re.compile(r"\[tool:([^:\]]+):([^\]]*)\]")
 _REASONING = re.compile(r"\[reasoning:([^\]]*)\]")
 _TIER = re.compile(r"\[tier:([a-z]+)\]")
@@ -92,6 +93,7 @@ class _Plan:
     finish: str = "stop"
     status: int = 200
     sleep_s: float = 0.0
+    trickle_s: float = 0.0
     drop: bool = False
     malformed: bool = False
     garbage: bool = False
@@ -203,7 +205,8 @@ def plan(body: dict[str, Any]) -> _Plan:
 
     Default: content "echo: <text>" (directives included verbatim), finish "stop", truncated
     to `max_completion_tokens`/`max_tokens` words (finish "length"). Directives: [fail:CODE],
-    [sleep:MS], [tool:NAME:JSON] (repeatable; the JSON may hold `]`), [reasoning:TEXT], [refuse], [length],
+    [sleep:MS], [trickle:MS] (the answer's bytes one at a time, MS apart: every read is quick,
+    the answer never ends in practice), [tool:NAME:JSON] (repeatable; the JSON may hold `]`), [reasoning:TEXT], [refuse], [length],
     [drop] and [malformed] (streaming only), [garbage] and [wrong-types] (non-streaming only:
     a body that is not JSON, and JSON whose fields have the wrong types), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
@@ -225,6 +228,8 @@ def plan(body: dict[str, Any]) -> _Plan:
         p.status = int(m.group(1))
     if m := _SLEEP.search(text):
         p.sleep_s = int(m.group(1)) / 1000
+    if m := _TRICKLE.search(text):
+        p.trickle_s = int(m.group(1)) / 1000
     if m := _REASONING.search(text):
         p.reasoning = m.group(1)
     if m := _TIER.search(text):
@@ -458,6 +463,24 @@ class TestUpstream:
         if done:
             raise _DropConnection
 
+    async def _trickle(
+        self,
+        payload: bytes,
+        headers: list[tuple[bytes, bytes]],
+        seconds: float,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """The answer one byte at a time, `seconds` apart, until the client hangs up."""
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(len(payload)):
+            if i:
+                await self._pause(seconds, receive)
+            await send(
+                {"type": "http.response.body", "body": payload[i : i + 1], "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def _complete(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
         p = plan(body)
         stream = bool(body.get("stream"))
@@ -493,7 +516,11 @@ class TestUpstream:
             result = {**base, "object": "chat.completion", "choices": [choice]}
             if p.service_tier:
                 result["service_tier"] = p.service_tier
-            return await _send_json(send, 200, {**result, "usage": _usage(body, p)})
+            result["usage"] = _usage(body, p)
+            if p.trickle_s:
+                json_headers = [(b"content-type", b"application/json")]
+                return await self._trickle(_dumps(result), json_headers, p.trickle_s, receive, send)
+            return await _send_json(send, 200, result)
         await self._stream(body, p, base, receive, send)
 
     async def _stream(
@@ -523,6 +550,8 @@ class TestUpstream:
             lines = [*lines[:1], b"data: {not json\n\n"]
         elif p.drop:
             lines = lines[:3]
+        if p.trickle_s:
+            return await self._trickle(b"".join(lines), _SSE_HEADERS, p.trickle_s, receive, send)
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         for i, line in enumerate(lines):
             if i:

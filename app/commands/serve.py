@@ -46,6 +46,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # The hard end of a shutdown; running responses are ended a moment before it
+        # (app/shutdown.py), with their terminal event.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import offload
 from app.config import ModelRoute
 from app.context import assembly, compaction
 from app.context.assembly import Window
@@ -42,8 +43,8 @@ class Fitter:
             tools=tools,
         )
         self.compact_threshold = assembly.compact_threshold_for(context_management, self.budget)
-        # The new input's counts, made once when `cut` sizes the history read.
-        self._input_counts: tuple[list[dict[str, Any]], list[int]] | None = None
+        # Counts made ahead by `precount` (or by `cut`), by the identity of the item counted.
+        self._known: dict[int, tuple[dict[str, Any], int]] = {}
 
     @property
     def encoding(self) -> str:
@@ -55,8 +56,7 @@ class Fitter:
         window, or when a compaction may need the whole history to summarize."""
         if self.budget.limit is None or self.compact_threshold is not None:
             return None
-        counts = self._input_counts = (input_bodies, self.counts(input_bodies))
-        budget = self.budget.limit - self.budget.fixed - sum(counts[1])
+        budget = self.budget.limit - self.budget.fixed - sum(self.counts(input_bodies))
         pinned = frozenset(
             str(body["call_id"])
             for body in input_bodies
@@ -65,7 +65,6 @@ class Fitter:
         return Cut(max(budget, 0), pinned)
 
     def window(self, past: History, input_bodies: list[dict[str, Any]]) -> Window:
-        known = self._input_counts
         return assembly.build_window(
             self.counter,
             self.budget,
@@ -73,12 +72,25 @@ class Fitter:
             input_bodies,
             sealer=self.sealer,
             compact_threshold=self.compact_threshold,
-            input_counts=known[1] if known is not None and known[0] is input_bodies else None,
+            input_counts=self.counts(input_bodies),
         )
 
+    async def precount(self, bodies: list[dict[str, Any]]) -> None:
+        """Count `bodies` now — in a worker thread when they are big — so that `cut`, `window`
+        and `counts` find them counted: those run on the event loop, the first two inside
+        unit of work #1, where a long count would stall every request and hold a connection."""
+        await offload.off_loop(lambda: self.counts(bodies), bodies)
+
     def counts(self, bodies: list[dict[str, Any]]) -> list[int]:
-        """Token counts for the item store's cache (output items, items added directly)."""
-        return [assembly.item_tokens(self.counter, body) for body in bodies]
+        """Token counts for the item store's cache (input and output items), each body
+        counted once however often it is asked for."""
+        counts = []
+        for body in bodies:
+            known = self._known.get(id(body))
+            if known is None or known[0] is not body:
+                known = self._known[id(body)] = (body, assembly.item_tokens(self.counter, body))
+            counts.append(known[1])
+        return counts
 
 
 def for_request(

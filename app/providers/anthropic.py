@@ -65,7 +65,7 @@ class AnthropicProvider:
             headers["x-api-key"] = api_key
         if route.anthropic_beta:
             headers["anthropic-beta"] = ",".join(route.anthropic_beta)
-        self._endpoint = Endpoint(client, headers, route.timeout_seconds, api_key)
+        self._endpoint = Endpoint(client, headers, route, api_key)
         self._url = route.base_url.rstrip("/") + "/messages"
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -7,8 +7,10 @@ stored and a blind SDK retry would create a second one).
 
     ProviderError                      stored code          HTTP
     ├── UpstreamTimeout                server_error         504 server_error
+    ├── ServerShuttingDown             server_error         503 server_error
     ├── UpstreamUnavailable            server_error         502 server_error
     ├── UpstreamProtocolError          server_error         502 server_error
+    │   └── UpstreamAnswerTooLarge     server_error         502 server_error
     └── UpstreamStatusError
         ├── UpstreamRateLimited        rate_limit_exceeded  429 rate_limit_exceeded
         ├── UpstreamRejected           invalid_prompt       400 / 404 invalid_request_error
@@ -142,6 +144,25 @@ class UpstreamUnavailable(ProviderError):
 
 class UpstreamProtocolError(ProviderError):
     pass
+
+
+class ServerShuttingDown(ProviderError):
+    """The server shut down mid-call (providers/draining.py): the response is stored failed,
+    and a new request, to this server's successor, is the way on."""
+
+    def api_error(self, response_id: str | None) -> ApiError:
+        return ServerFault(
+            _with_id(
+                f"The server shut down before the response ended: {self.message}", response_id
+            ),
+            status_code=503,
+            headers=NO_RETRY,
+        )
+
+
+class UpstreamAnswerTooLarge(UpstreamProtocolError):
+    """The answer passed its byte cap (RAPPORT_MAX_ANSWER_BYTES): read on, it would hold the
+    process's memory, and tokenizing it, its CPU."""
 
 
 class UpstreamStatusError(ProviderError):

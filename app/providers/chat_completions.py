@@ -16,9 +16,9 @@ import httpx
 import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
-from app import redact
+from app import offload, redact
 from app.config import ModelRoute
-from app.providers import chunks, logprobs, translate
+from app.providers import answer_cap, chunks, logprobs, translate
 from app.providers.base import (
     Delta,
     GenerationRequest,
@@ -59,17 +59,23 @@ class ChatCompletionsProvider:
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
-        self._endpoint = Endpoint(client, {}, route.timeout_seconds, api_key)
+        self._endpoint = Endpoint(client, {}, route, api_key)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         tools = catalog_for(request.tools, request.context)
-        body = translate.to_chat_body(request, self._route, tools)
+        body = await offload.off_loop(
+            lambda: translate.to_chat_body(request, self._route, tools), request.context
+        )
+        sent = self._client.build_request(
+            "POST",
+            self._url,
+            content=encoder.encode(body),
+            headers=self._headers,
+            timeout=self._timeout,
+        )
         try:
-            answer = await self._client.post(
-                self._url,
-                content=encoder.encode(body),
-                headers=self._headers,
-                timeout=self._timeout,
+            answer = await answer_cap.read_capped(
+                self._client, sent, self._endpoint.max_answer_bytes
             )
         except httpx.TimeoutException:
             raise UpstreamTimeout(
@@ -114,7 +120,9 @@ class ChatCompletionsProvider:
         ]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | StreamEnd]:
-        body = translate.to_chat_body(request, self._route)
+        body = await offload.off_loop(
+            lambda: translate.to_chat_body(request, self._route), request.context
+        )
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         with_logprobs = logprobs.wanted(request.params.include)
@@ -132,6 +140,7 @@ class ChatCompletionsProvider:
                 headers=self._headers,
                 timeout=self._timeout,
             ) as source:
+                answer_cap.cap(source.response, self._endpoint.max_answer_bytes)
                 if source.response.status_code >= 400:
                     await source.response.aread()
                     raise self._status_error(source.response)

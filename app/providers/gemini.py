@@ -46,7 +46,7 @@ class GeminiProvider:
     def __init__(self, route: ModelRoute, api_key: str | None, client: httpx.AsyncClient) -> None:
         self._route = route
         headers = {"x-goog-api-key": api_key} if api_key else {}
-        self._endpoint = Endpoint(client, headers, route.timeout_seconds, api_key)
+        self._endpoint = Endpoint(client, headers, route, api_key)
         self._base = route.base_url.rstrip("/")
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -51,7 +51,7 @@ class OpenAIResponsesProvider:
     def __init__(self, route: ModelRoute, api_key: str | None, client: httpx.AsyncClient) -> None:
         self._route = route
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._endpoint = Endpoint(client, headers, route.timeout_seconds, api_key)
+        self._endpoint = Endpoint(client, headers, route, api_key)
         self._url = route.base_url.rstrip("/") + "/responses"
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:

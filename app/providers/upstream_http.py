@@ -19,6 +19,8 @@ import httpx
 import msgspec
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
+from app.config import DEFAULT_MAX_ANSWER_BYTES, ModelRoute
+from app.providers import answer_cap
 from app.providers.base import (
     UpstreamAuthFailed,
     UpstreamContextTooLong,
@@ -47,21 +49,23 @@ class Endpoint:
         self,
         client: httpx.AsyncClient,
         headers: dict[str, str],
-        timeout_seconds: float,
+        route: ModelRoute,
         api_key: str | None,
     ) -> None:
         self.client = client
         self.headers = {"content-type": "application/json", **headers}
-        self.timeout_seconds = timeout_seconds
-        self.timeout = httpx.Timeout(timeout_seconds, connect=10.0)
+        self.timeout_seconds = route.timeout_seconds
+        self.timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
+        self.max_answer_bytes = route.max_answer_bytes or DEFAULT_MAX_ANSWER_BYTES
         self.api_key = api_key
 
     async def post(self, url: str, body: dict[str, Any], status_error: StatusError) -> Any:
         """POST a JSON body and decode the JSON answer."""
+        request = self.client.build_request(
+            "POST", url, content=encoder.encode(body), headers=self.headers, timeout=self.timeout
+        )
         try:
-            answer = await self.client.post(
-                url, content=encoder.encode(body), headers=self.headers, timeout=self.timeout
-            )
+            answer = await answer_cap.read_capped(self.client, request, self.max_answer_bytes)
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"no answer within {self.timeout_seconds:g} seconds") from None
         except httpx.HTTPError as exc:
@@ -90,6 +94,7 @@ class Endpoint:
                 headers=self.headers,
                 timeout=self.timeout,
             ) as source:
+                answer_cap.cap(source.response, self.max_answer_bytes)
                 if source.response.status_code >= 400:
                     await source.response.aread()
                     raise status_error(source.response)

@@ -2,7 +2,8 @@
 
 saq's Worker does the dequeuing and the concurrency. Beside it run a listener for cancels (a
 cancel published by any API process cancels the run here at once) and a sweeper. SIGTERM stops
-taking jobs; runs still going are interrupted and their responses given back to the queue.
+taking jobs and lets running ones end within RAPPORT_SHUTDOWN_GRACE; runs still going near its
+end are interrupted and their responses given back to the queue.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from saq import Worker
 
-from app import ids
+from app import ids, shutdown
 from app.config import Settings
 from app.observability import tracing
 from app.queue import heartbeat
@@ -58,9 +59,11 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
         runtime.queue.saq,
         functions=[(JOB_FUNCTION, run_response)],
         concurrency=concurrency,
-        shutdown_grace_period_s=0,
+        # SIGTERM: running jobs may finish within the grace; those still going near its end
+        # are interrupted and given back to the queue, so the process exits within it.
+        shutdown_grace_period_s=round(shutdown.interruption_delay(settings.shutdown_grace_seconds)),
         dequeue_timeout=5,  # bounded blocking dequeue, under the Redis socket timeout
-        cancellation_hard_deadline_s=5.0,
+        cancellation_hard_deadline_s=shutdown.MARGIN_SECONDS,
     )
     helpers = [
         asyncio.create_task(_listen_for_cancels(runtime, running)),

@@ -51,9 +51,8 @@ class ResponsesController(Controller):
         idempotency: NamedDependency[IdempotentCreates],
     ) -> Any:
         async def create() -> Response | AsyncIterator[bytes]:
-            body = await prompts.apply(
-                caller, codec.decode(await request.body(), CreateResponseRequest)
-            )
+            decoded = await codec.decode_off_loop(await request.body(), CreateResponseRequest)
+            body = await prompts.apply(caller, decoded)
             if body.background and body.stream:
                 return await background.create_stream(caller, body)
             if body.background:
@@ -71,7 +70,7 @@ class ResponsesController(Controller):
         caller: NamedDependency[Caller],
         windows: NamedDependency[WindowService],
     ) -> InputTokens:
-        body = codec.decode(await request.body(), InputTokensRequest)
+        body = await codec.decode_off_loop(await request.body(), InputTokensRequest)
         return await windows.input_tokens(caller, body)
 
     @post("/compact", status_code=200, summary="Compact a conversation")

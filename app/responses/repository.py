@@ -32,6 +32,10 @@ async def insert_response(session: AsyncSession, values: dict[str, Any]) -> None
     await session.execute(_INSERT_RESPONSE, values)
 
 
+# Items per INSERT statement of `insert_items`.
+INSERT_SLICE = 2000
+
+
 async def insert_items(
     session: AsyncSession,
     *,
@@ -49,24 +53,25 @@ async def insert_items(
     if not bodies:
         return
     counts: Sequence[int | None] = token_counts or [None] * len(bodies)
-    await session.execute(
-        _INSERT_ITEMS,
-        [
-            {
-                "id": body["id"],
-                "project_id": project_id,
-                "response_id": response_id,
-                "side": side,
-                "position": first_position + offset,
-                "type": body["type"],
-                "body": body,
-                "token_count": count,
-                "token_encoding": token_encoding if count is not None else None,
-                "created_at": created_at,
-            }
-            for offset, (body, count) in enumerate(zip(bodies, counts, strict=True))
-        ],
-    )
+    rows = [
+        {
+            "id": body["id"],
+            "project_id": project_id,
+            "response_id": response_id,
+            "side": side,
+            "position": first_position + offset,
+            "type": body["type"],
+            "body": body,
+            "token_count": count,
+            "token_encoding": token_encoding if count is not None else None,
+            "created_at": created_at,
+        }
+        for offset, (body, count) in enumerate(zip(bodies, counts, strict=True))
+    ]
+    # In slices: the parameters of each are prepared on the event loop, and 100,000 items in
+    # one statement would hold it for a second; between slices, other requests run.
+    for start in range(0, len(rows), INSERT_SLICE):
+        await session.execute(_INSERT_ITEMS, rows[start : start + INSERT_SLICE])
 
 
 async def finish_response(

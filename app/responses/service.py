@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import acceptance
+from app import acceptance, offload
 from app.auth import Caller
 from app.config import ModelRoute
 from app.context import assembly, fitting, history
@@ -33,7 +33,7 @@ from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
 from app.responses import convert, references, repository, rows, settling
 from app.responses.tool_checks import dropped_tools
-from app.responses.validation import check_route_accepts, prepare
+from app.responses.validation import PreparedRequest, check_route_accepts, prepare
 from app.runs import foreground, lease, loop
 from app.runs import outcome as outcomes
 from app.runs.started import Started
@@ -125,19 +125,26 @@ class ResponseService:
         `history`, when given, is what `previous_response_id` continues, instead of the stored
         chain: a WebSocket connection holds its last response's context, which an unstored
         (`store: false`) response has nowhere else."""
-        prepared = prepare(request, dropped_tools(self._runtime.providers, request.model))
-        route, provider = self._runtime.providers.resolve(prepared.model)
-        fitter = fitting.for_request(
-            request, prepared.model, route, self._runtime.sealer, prepared.tools
+        dropped = dropped_tools(self._runtime.providers, request.model)
+        prepared, input_bodies = await offload.off_loop(
+            lambda: _prepared_input(request, dropped), request.input
         )
+        route, provider = self._runtime.providers.resolve(prepared.model)
+        fitter = await offload.off_loop(
+            lambda: fitting.for_request(
+                request, prepared.model, route, self._runtime.sealer, prepared.tools
+            ),
+            request.instructions,  # counted when the fitter is made
+        )
+        # Before the row is made: its heartbeat starts at its creation, and a count of seconds
+        # must not make a response look abandoned to the sweeper before it is even stored.
+        await fitter.precount(input_bodies)
         hosted, settings = prepared.parsed_tools.indexed_hosted, self._runtime.settings
         tools = toolset.build(hosted, settings, self._runtime.http, request.include)
         await toolset.check_hosts(hosted, settings)
         row = rows.new_row(caller, prepared, self._runtime.sealer)
         record.started(row)
         store = request.store is not False
-        input_bodies = [stored_body(item) for item in prepared.input_items]
-        approvals.repoint(prepared.input_items, input_bodies)
         made: dict[str, Any] = {}
 
         def context_ready(window: Window) -> None:
@@ -205,7 +212,13 @@ class ResponseService:
 
     async def settle(self, started: Started, outcome: outcomes.Outcome) -> outcomes.Outcome:
         """Record the terminal state (unit of work #2); returns the outcome that stands, which
-        is what the client must get (settling.py says when it is not `outcome`)."""
+        is what the client must get (settling.py says when it is not `outcome`).
+
+        A big answer is counted first, off the loop and under the run's lease: tokenizing a
+        9 MB answer takes seconds, and a lease left to lapse meanwhile would have the sweeper
+        fail a response that is about to be stored."""
+        async with self.kept_alive(started):
+            await started.fitter.precount(outcome.output)
         settled = await settling.settle(self._sessions, started, outcome)
         record.settled(started.row, settled)
         return settled
@@ -307,3 +320,14 @@ def _cancelling() -> bool:
 
 def response_item_not_found(item_id: str) -> NotFound:
     return NotFound(f"Item with id '{item_id}' not found.", param="after")
+
+
+def _prepared_input(
+    request: CreateResponseRequest, dropped: frozenset[str]
+) -> tuple[PreparedRequest, list[dict[str, Any]]]:
+    """Validation and the input items as they are stored: work per item, which for a big
+    input runs in a worker thread (app/offload.py)."""
+    prepared = prepare(request, dropped)
+    bodies = [stored_body(item) for item in prepared.input_items]
+    approvals.repoint(prepared.input_items, bodies)
+    return prepared, bodies

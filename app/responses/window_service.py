@@ -107,6 +107,7 @@ class WindowService:
         self, caller: Caller, prepared: PreparedRequest, fitter: Fitter
     ) -> tuple[History, list[dict[str, Any]]]:
         input_bodies = [stored_body(item) for item in prepared.input_items]
+        await fitter.precount(input_bodies)
         async with unit_of_work(self._runtime.sessions) as session:
             input_bodies = await references.resolve(session, caller.project_id, input_bodies)
             if prepared.conversation_id is not None:

@@ -3,9 +3,9 @@
 A run first claims its row (queued → in_progress, attempts + 1) with a conditional UPDATE; a run
 that claims nothing exits, so a job delivered twice runs once. It rebuilds the generation from
 the stored request, items and history, appends every event to the response's event log, and
-ends through the same settle as a foreground response. Cancelled mid-run, it keeps the partial
-output of a cancelled response, or gives a response it was interrupted on (shutdown) back to
-the queue for the sweeper to re-enqueue.
+ends through the same settle as a foreground response. Cancelled mid-run, it leaves the
+response as the cancel stored it (what the cancel answered is what stays), or gives a response
+it was interrupted on (shutdown) back to the queue for the sweeper to re-enqueue.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -26,6 +25,7 @@ from app.db.base import utcnow
 from app.db.models import ResponseRow
 from app.db.session import unit_of_work
 from app.errors import ApiError
+from app.providers import draining
 from app.providers.base import GenerationRequest
 from app.responses import convert, repository
 from app.responses.background import announcement
@@ -47,6 +47,7 @@ ANNOUNCED_EVENTS = 2
 
 
 async def run_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+    draining.leave_to_the_queue()  # interrupted by a shutdown, it goes back to the queue
     started = await claim(runtime, responses, response_id)
     if started is None:
         return
@@ -66,6 +67,8 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         )
     except LeaseLost:
         return  # the sweeper already gave the response to another attempt
+    except EventLogClosed:
+        return  # cancelled between the claim and the first event: the cancel ended it all
     me = asyncio.current_task()
     events = run.events()
     try:
@@ -73,7 +76,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
             async for event in events:
                 await events_log.append(row.id, [event], epoch)
     except asyncio.CancelledError:
-        await asyncio.shield(_after_abort(runtime, started, emitter.output))
+        await asyncio.shield(_after_abort(runtime, started))
         raise
     except LeaseLost:
         await events.aclose()  # another attempt holds the response now: leave it be
@@ -82,7 +85,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     except EventLogClosed:
         # Cancelled while the abort was still on its way: stop here, as the abort would.
         await events.aclose()
-        await _after_abort(runtime, started, emitter.output)
+        await _after_abort(runtime, started)
         return
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
@@ -123,6 +126,8 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         )
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
         input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
+        await fitter.precount(input_bodies)  # a big input is counted off the worker's loop
+        row.heartbeat_at = utcnow()  # as of now: a count of seconds is no sign of a dead run
         failure: outcomes.Outcome | None = None
         window: Window | None = None
         try:
@@ -182,10 +187,14 @@ async def _history(
     return await history.chain(session, row.project_id, row.previous_response_id, encoding, cut)
 
 
-async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str, Any]]) -> None:
-    """Cancelled: keep the partial output. Interrupted (shutdown): back to the queue. Either
-    only while the response is still at this run's attempt (a run stopped because its lease
-    was lost leaves the response to whoever holds it now)."""
+async def _after_abort(runtime: Runtime, started: Started) -> None:
+    """Cancelled: leave the response exactly as the cancel stored and answered it. Interrupted
+    (shutdown): back to the queue. Either only while the response is still at this run's
+    attempt (a run stopped because its lease was lost leaves it to whoever holds it now).
+
+    A cancel answers the row it wrote, so nothing may be added to it afterwards: the partial
+    output this run streamed stays in the event log, never in the stored response.
+    """
     row = started.row
     async with unit_of_work(runtime.sessions) as session:
         found = (
@@ -194,18 +203,7 @@ async def _after_abort(runtime: Runtime, started: Started, output: list[dict[str
             )
         ).one()
         status = found.status if found.attempts == row.attempts else "taken over"
-        if status == "cancelled":
-            if not await repository.get_bodies(session, row.id, repository.OUTPUT):
-                partial = outcomes.cancelled(list(output)).output
-                await repository.insert_items(
-                    session,
-                    project_id=row.project_id,
-                    response_id=row.id,
-                    side=repository.OUTPUT,
-                    bodies=partial,
-                    created_at=utcnow(),
-                )
-        elif status == "in_progress":
+        if status == "in_progress":
             # Stale on purpose, so the next sweep re-enqueues it without waiting.
             stale = utcnow() - timedelta(seconds=runtime.settings.requeue_after_seconds * 2)
             await session.execute(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from app import offload
 from app.errors import InvalidRequest
 from app.wire import depth
 
@@ -54,6 +55,12 @@ _BOUND_WORDS = {
     "object_below_min_properties": "too few properties",
     "object_above_max_properties": "too many properties",
 }
+
+
+async def decode_off_loop(body: bytes, into: type[T]) -> T:
+    """`decode`, in a worker thread when the body is big: the nesting check and the
+    conversion of 100,000 items take a good part of a second (app/offload.py)."""
+    return await offload.off_loop(lambda: decode(body, into), body)
 
 
 def decode(body: bytes, into: type[T]) -> T:

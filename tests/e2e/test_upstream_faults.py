@@ -40,6 +40,17 @@ async def stored_failures(
         return list(result.all())
 
 
+def stored_failure_answer(answer: openai.APIStatusError, status: int) -> str:
+    """Check OpenAI's error answer to a create whose failure is stored; the response's id."""
+    assert answer.status_code == status
+    assert answer.response.headers["x-should-retry"] == "false"  # a retry would store another
+    assert isinstance(answer.body, dict)
+    assert set(answer.body) == {"message", "type", "param", "code"}
+    found = re.search(r"resp_[0-9a-f]+", answer.message)
+    assert found is not None, answer.message
+    return found.group()
+
+
 @pytest.mark.parametrize(("directive", "error", "status", "code"), FAULTS)
 async def test_fault_is_stored_as_failed_and_answered_once(
     client: AsyncOpenAI,

@@ -168,6 +168,10 @@ class Workers:
             for _, log in self._procs
         ]
 
+    async def all_started(self) -> bool:
+        """Every worker started so far has logged that it serves the queue."""
+        return all("started, concurrency" in log.read_text() for _, log in self._procs)
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {log.name}\n{log.read_text(errors='replace')}" for _, log in self._procs
@@ -393,19 +397,22 @@ async def test_a_job_seen_by_two_workers_runs_once(
     upstream: TestUpstream,
 ) -> None:
     raced, control = marked(f"a b c d e f g h i j {SLOW}"), marked()
+    # Both workers are up before the job exists: on a loaded machine a worker's start can take
+    # longer than the run, and then the first would take the later deliveries itself.
+    workers.start(concurrency=1)
+    workers.start(concurrency=1)
+    await eventually(workers.all_started, "both workers to start")
     raced_id = (
         await bg_client.responses.create(model="test-model", input=raced, background=True)
     ).id
-    workers.start(concurrency=1)  # takes the job and is busy with it for ~4 s
 
     async def running() -> bool:
         return await status_of(bg_client, raced_id) == "in_progress"
 
-    await eventually(running, "the first worker to run it")
+    await eventually(running, "a worker to run it")  # that one is busy with it for ~2.5 s
     queue = RedisJobQueue(redis)
-    for suffix in ("@x", "@y"):  # delivered again, under other keys: the second worker gets them
+    for suffix in ("@x", "@y"):  # delivered again, under other keys: the idle worker gets them
         await queue.enqueue(raced_id, key=raced_id + suffix)
-    workers.start(concurrency=1)
     control_id = (
         await bg_client.responses.create(model="test-model", input=control, background=True)
     ).id

@@ -34,6 +34,8 @@ from app.providers.translate import INCOMPLETE_REASONS
 from app.runs.emitter import Emitter, Event
 from app.runs.hosted import HostedTurns, has_client_calls
 from app.runs.outcome import Outcome, failed, settled, tool_call_cap
+from app.runs.scrubbed import scrubbed
+from app.secrets import registry as secret_registry
 from app.tools.base import EventSink
 from app.tools.toolset import Toolset
 
@@ -56,6 +58,20 @@ async def run(
 ) -> Outcome:
     """A whole non-streaming run, after the compaction `plan` asks for (if any)."""
     toolset = tools or Toolset()
+    with secret_registry.held(toolset.credentials()):
+        return await _run(provider, generation, response_id, plan, sealer, toolset, input_count)
+
+
+async def _run(
+    provider: Provider,
+    generation: GenerationRequest,
+    response_id: str,
+    plan: compaction.Plan | None,
+    sealer: compaction.Sealer | None,
+    toolset: Toolset,
+    input_count: int,
+) -> Outcome:
+    scrubber = secret_registry.run_scrubber(toolset.credentials())
     collected = Emitter(obfuscate=False)  # holds the output; its events are not sent
     usage: ResponseUsage | None = None
     result: GenerationResult | None = None
@@ -63,10 +79,11 @@ async def run(
         if plan is not None and sealer is not None:
             item, usage, generation = await compaction.compact(provider, generation, plan, sealer)
             collected.whole_item(item)
-        turns = HostedTurns(toolset, generation, collected, input_count)
+        turns = HostedTurns(toolset, generation, collected, input_count, scrubber)
         await turns.start(None)
         while True:
             result = await provider.generate(turns.next_generation())
+            result.output = scrubber.scrub_tree(result.output)
             usage = _added(usage, result.usage)
             if sealer is not None and sealed_reasoning.wanted(generation.params.include):
                 for produced in result.output:
@@ -115,6 +132,7 @@ class StreamRun:
         self._toolset = tools or Toolset()
         self._input_count = input_count
         self._usage: ResponseUsage | None = None  # every model call's, added up
+        self._scrubber = secret_registry.run_scrubber(self._toolset.credentials())
         self.outcome: Outcome | None = None
 
     async def _compact_first(self) -> AsyncGenerator[Event, None]:
@@ -139,6 +157,11 @@ class StreamRun:
             sealed_reasoning.seal(self._sealer, event["item"])
 
     async def events(self) -> AsyncGenerator[Event, None]:
+        with secret_registry.held(self._toolset.credentials()):
+            async for event in self._contained():
+                yield event
+
+    async def _contained(self) -> AsyncGenerator[Event, None]:
         try:
             async for event in self._turns():
                 yield event
@@ -158,13 +181,16 @@ class StreamRun:
     async def _turns(self) -> AsyncGenerator[Event, None]:
         async for event in self._compact_first():
             yield event
-        turns = HostedTurns(self._toolset, self._generation, self._emitter, self._input_count)
+        turns = HostedTurns(
+            self._toolset, self._generation, self._emitter, self._input_count, self._scrubber
+        )
         async for event in _live(turns.start):
             yield event
         while True:
             first = len(self._emitter.output)
             end: StreamEnd | None = None
-            async for delta in self._provider.stream(turns.next_generation()):
+            upstream = self._provider.stream(turns.next_generation())
+            async for delta in scrubbed(upstream, self._scrubber):
                 if isinstance(delta, StreamEnd):
                     end = delta
                     continue

@@ -1,0 +1,114 @@
+"""A provider's delta stream with every secret taken out, before the emitter sees it.
+
+Each kind of text (the answer, a refusal, reasoning, each tool call's arguments) runs through a
+streaming scrubber of its own (app/secrets/scrubber.py). What one holds back — a tail that may
+be the start of a secret — is released as soon as the next delta shows it is not, and flushed
+when the stream moves on to another kind of text, to a whole item, to its end, or fails. So
+the emitter, which relays and stores exactly what it is given, never holds a secret, and the
+deltas a client sees add up to the stored text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from app.providers.base import (
+    Delta,
+    ForeignItem,
+    ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+)
+from app.secrets.scrubber import Scrubber, StreamScrubber
+
+TextPiece = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta
+
+
+async def scrubbed(
+    deltas: AsyncIterator[Delta | StreamEnd], scrubber: Scrubber
+) -> AsyncIterator[Delta | StreamEnd]:
+    if not scrubber:
+        async for delta in deltas:
+            yield delta
+        return
+    channel = _Channel(scrubber)
+    try:
+        async for delta in deltas:
+            for piece in channel.on(delta):
+                yield piece
+    except ProviderError:
+        for piece in channel.flush():  # what was held is kept with the partial output
+            yield piece
+        raise
+
+
+class _Channel:
+    """The text being streamed now and its scrubber."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._scrubber = scrubber
+        self._key: tuple[str, int] | None = None
+        self._stream: StreamScrubber = scrubber.stream()
+        self._logprobs: list[dict[str, Any]] = []  # of text still held back
+
+    def on(self, delta: Delta | StreamEnd) -> list[Delta | StreamEnd]:
+        if not isinstance(delta, TextPiece):
+            out = self.flush()
+            if isinstance(delta, ForeignItem):
+                delta = ForeignItem(self._scrubber.scrub_tree(delta.item))
+            return [*out, delta]
+        key = _key_of(delta)
+        out = self.flush() if key != self._key else []
+        self._key = key
+        released = self._stream.feed(_text_of(delta))
+        piece = self._piece(delta, released)
+        return [*out, piece] if piece is not None else out
+
+    def flush(self) -> list[Delta | StreamEnd]:
+        """The held tail of the current text, as one last delta of its kind."""
+        key, self._key = self._key, None
+        rest = self._stream.finish()
+        if key is None or not rest:
+            return []
+        kind, index = key
+        if kind == "tool":
+            return [ToolCallDelta(index=index, call_id=None, name=None, arguments=rest)]
+        logprobs, self._logprobs = tuple(self._logprobs), []
+        return [_TEXT_KINDS[kind](rest, logprobs) if kind == "text" else _TEXT_KINDS[kind](rest)]
+
+    def _piece(self, delta: TextPiece, released: str) -> Delta | None:
+        if isinstance(delta, ToolCallDelta):
+            if not released and delta.call_id is None and delta.name is None:
+                return None
+            return ToolCallDelta(delta.index, delta.call_id, delta.name, released)
+        if isinstance(delta, TextDelta):
+            if delta.logprobs:
+                self._logprobs.extend(self._scrubber.scrub_tree(list(delta.logprobs)))
+            if not released:
+                return None
+            logprobs, self._logprobs = tuple(self._logprobs), []
+            return TextDelta(released, logprobs)
+        return type(delta)(released) if released else None
+
+
+_TEXT_KINDS: dict[str, Any] = {
+    "text": TextDelta,
+    "refusal": RefusalDelta,
+    "reasoning": ReasoningDelta,
+}
+
+
+def _key_of(delta: TextPiece) -> tuple[str, int]:
+    if isinstance(delta, ToolCallDelta):
+        return ("tool", delta.index)
+    if isinstance(delta, TextDelta):
+        return ("text", 0)
+    return ("refusal", 0) if isinstance(delta, RefusalDelta) else ("reasoning", 0)
+
+
+def _text_of(delta: TextPiece) -> str:
+    return delta.arguments if isinstance(delta, ToolCallDelta) else delta.text

@@ -91,13 +91,16 @@ class Scrubber:
 
     def spans(self, text: str) -> list[Span]:
         """Where secrets are in `text`, merged, in order."""
+        return self.spans_of_lowered(lowered(text))
+
+    def spans_of_lowered(self, low: str) -> list[Span]:
         if self._heads is None:
             return []
-        low = lowered(text)
+        hits = list(self._heads.iter(low))
+        if not hits:
+            return []
         spans: list[Span] = []
-        for start, head in sorted(
-            (end - len(head) + 1, head) for end, head in self._heads.iter(low)
-        ):
+        for start, head in sorted((end - len(head) + 1, head) for end, head in hits):
             end, open_ = self._longest_at(low, start, head)
             last = spans[-1] if spans else None
             if last is not None and start < last.end:
@@ -122,18 +125,17 @@ class Scrubber:
                 best, best_open = end, open_
         return best, best_open
 
-    def held_from(self, text: str, after: int) -> int:
-        """Where the tail of `text` that could start a secret begins (len(text) if none):
-        the longest suffix, starting at `after` or later, that is the start of some head."""
+    def held_from(self, low: str, after: int) -> int:
+        """Where the tail of the (lowered) text that could start a secret begins (its length
+        if none): the longest suffix, from `after` on, that is the start of some head."""
         if self._leads is None:
-            return len(text)
-        begin = max(after, len(text) - self.longest_head + 1)
-        low = lowered(text[begin:])
-        starts: list[int] = sorted(end - HOLD_AFTER + 1 for end, _ in self._leads.iter(low))
+            return len(low)
+        begin = max(after, len(low) - self.longest_head + 1, 0)
+        starts: list[int] = sorted(end - HOLD_AFTER + 1 for end, _ in self._leads.iter(low, begin))
         for start in starts:  # rare: four characters that begin a secret
             if low[start:] in self._starts:
-                return begin + start
-        return len(text)
+                return start
+        return len(low)
 
 
 class StreamScrubber:
@@ -152,12 +154,12 @@ class StreamScrubber:
         if not self._scrubber:
             return delta
         text = self._released + self._held + delta
-        sent = len(self._released)
-        spans = self._unsent(text, sent)
+        sent, low = len(self._released), lowered(text)
+        spans = self._unsent(low, sent)
         if spans and spans[-1].open:
             cut = spans.pop().start
         else:
-            cut = max(sent, self._scrubber.held_from(text, spans[-1].end if spans else 0))
+            cut = max(sent, self._scrubber.held_from(low, spans[-1].end if spans else 0))
         self._held = text[cut:]
         self._released = text[max(0, cut - self._scrubber.longest_head) : cut]
         return _replaced(text[sent:cut], spans, sent)
@@ -166,11 +168,14 @@ class StreamScrubber:
         """What is still held, scrubbed: the stream ended, so a match stops where it is."""
         text, sent = self._released + self._held, len(self._released)
         self._released = self._held = ""
-        return _replaced(text[sent:], self._unsent(text, sent), sent) if text[sent:] else ""
+        if not text[sent:]:
+            return ""
+        return _replaced(text[sent:], self._unsent(lowered(text), sent), sent)
 
-    def _unsent(self, text: str, sent: int) -> list[Span]:
-        """The spans of `text` past its first `sent` characters, which are gone already."""
-        spans = [span for span in self._scrubber.spans(text) if span.end > sent]
+    def _unsent(self, low: str, sent: int) -> list[Span]:
+        """The spans of the (lowered) text past its first `sent` characters, which are gone
+        already."""
+        spans = [span for span in self._scrubber.spans_of_lowered(low) if span.end > sent]
         for span in spans:
             span.start = max(span.start, sent)
         return spans

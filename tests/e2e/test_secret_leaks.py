@@ -24,9 +24,20 @@ import sqlalchemy as sa
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import ROUTE_KEY, UPSTREAM_KEY, Project, sdk, server_settings
+from tests.anthropic_upstream import AnthropicUpstream
+from tests.conftest import (
+    ROUTE_KEY,
+    ROUTE_KEY_ENV,
+    UPSTREAM_KEY,
+    Project,
+    rapport_with_routes,
+    sdk,
+    server_settings,
+)
+from tests.gemini_upstream import GeminiUpstream
 from tests.harness import RapportServer
 from tests.log_capture import written_logs
+from tests.responses_upstream import ResponsesUpstream
 from tests.upstream import HEADER_MARKER, TestUpstream, leak_forms
 
 LOOKUP = {
@@ -202,3 +213,42 @@ async def test_a_configured_sealing_key_is_scrubbed(
     finally:
         server.stop()
     assert_scrubbed(seen, [SEALING_KEY, fernet_key(SEALING_KEY)])
+
+
+@pytest.fixture(scope="module")
+def native_upstreams() -> Iterator[dict[str, TestUpstream]]:
+    with (
+        AnthropicUpstream(api_key=ROUTE_KEY) as claude,
+        GeminiUpstream(api_key=ROUTE_KEY) as gemini,
+        ResponsesUpstream() as responses,
+    ):
+        yield {"anthropic": claude, "gemini": gemini, "openai-responses": responses}
+
+
+async def test_native_providers_errors_quoting_their_key_are_scrubbed(
+    database_url: str,
+    upstream: TestUpstream,
+    native_upstreams: dict[str, TestUpstream],
+    project: Project,
+    logged: io.StringIO,
+) -> None:
+    routes = {
+        f"leaky-{provider}": {
+            "provider": provider,
+            "base_url": server.base_url,
+            "api_key_env": ROUTE_KEY_ENV,
+        }
+        for provider, server in native_upstreams.items()
+    }
+    seen: list[str] = []
+    with rapport_with_routes(database_url, upstream, **routes) as server:
+        client = sdk(server, project)
+        for model in routes:
+            with pytest.raises(openai.APIStatusError) as raised:
+                await client.responses.create(model=model, input="[leak] [fail:500]")
+            assert REDACTED in raised.value.response.text, model
+            events = await streamed(client, model=model, input="[leak] [fail:500]")
+            assert events[-1]["type"] == "response.failed", model
+            stored = await client.responses.retrieve(events[-1]["response"]["id"])
+            seen += [raised.value.response.text, json.dumps(events), stored.model_dump_json()]
+    assert_scrubbed([*seen, logged.getvalue()], [ROUTE_KEY])

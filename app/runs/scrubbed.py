@@ -26,6 +26,7 @@ from app.providers.base import (
 from app.secrets.scrubber import Scrubber, StreamScrubber
 
 TextPiece = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta
+_TEXT_PIECES = (TextDelta, RefusalDelta, ReasoningDelta, ToolCallDelta)  # for isinstance
 
 
 async def scrubbed(
@@ -56,7 +57,7 @@ class _Channel:
         self._logprobs: list[dict[str, Any]] = []  # of text still held back
 
     def on(self, delta: Delta | StreamEnd) -> list[Delta | StreamEnd]:
-        if not isinstance(delta, TextPiece):
+        if not isinstance(delta, _TEXT_PIECES):
             out = self.flush()
             if isinstance(delta, ForeignItem):
                 delta = ForeignItem(self._scrubber.scrub_tree(delta.item))
@@ -64,7 +65,10 @@ class _Channel:
         key = _key_of(delta)
         out = self.flush() if key != self._key else []
         self._key = key
-        released = self._stream.feed(_text_of(delta))
+        text = _text_of(delta)
+        released = self._stream.feed(text)
+        if released == text and not self._logprobs and not getattr(delta, "logprobs", ()):
+            return [*out, delta]  # the common case: nothing held, nothing redacted
         piece = self._piece(delta, released)
         return [*out, piece] if piece is not None else out
 
@@ -102,12 +106,16 @@ _TEXT_KINDS: dict[str, Any] = {
 }
 
 
+_TEXT_KEY, _REFUSAL_KEY, _REASONING_KEY = ("text", 0), ("refusal", 0), ("reasoning", 0)
+
+
 def _key_of(delta: TextPiece) -> tuple[str, int]:
-    if isinstance(delta, ToolCallDelta):
-        return ("tool", delta.index)
-    if isinstance(delta, TextDelta):
-        return ("text", 0)
-    return ("refusal", 0) if isinstance(delta, RefusalDelta) else ("reasoning", 0)
+    kind = type(delta)
+    if kind is TextDelta:
+        return _TEXT_KEY
+    if kind is ToolCallDelta:
+        return ("tool", delta.index)  # type: ignore[union-attr]
+    return _REFUSAL_KEY if kind is RefusalDelta else _REASONING_KEY
 
 
 def _text_of(delta: TextPiece) -> str:

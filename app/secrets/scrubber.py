@@ -125,6 +125,11 @@ class Scrubber:
                 best, best_open = end, open_
         return best, best_open
 
+    def may_hold_secret(self, low: str) -> bool:
+        """Whether the (lowered) text has four characters that begin some head anywhere: no
+        match and no tail to hold can exist without them (heads are 8 characters or more)."""
+        return self._leads is not None and next(self._leads.iter(low), None) is not None
+
     def held_from(self, low: str, after: int) -> int:
         """Where the tail of the (lowered) text that could start a secret begins (its length
         if none): the longest suffix, from `after` on, that is the start of some head."""
@@ -155,6 +160,9 @@ class StreamScrubber:
             return delta
         text = self._released + self._held + delta
         sent, low = len(self._released), lowered(text)
+        if not self._held and not self._scrubber.may_hold_secret(low):
+            self._released = text[-self._scrubber.longest_head :]
+            return delta  # the common case: one pass of the automaton
         spans = self._unsent(low, sent)
         if spans and spans[-1].open:
             cut = spans.pop().start

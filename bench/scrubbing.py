@@ -10,22 +10,21 @@ filter with no secret at all (the baseline), and one whole 500-character error m
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import hashlib
 import secrets
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared import append_results, git_commit, machine
 
-from app.providers.base import Delta, StreamEnd, TextDelta
-from app.runs.scrubbed import scrubbed
+from app.providers.base import StreamEnd, TextDelta
+from app.runs.scrubbed import DeltaFilter
 from app.secrets.scrubber import Scrubber
 from app.wire.responses import ResponseUsage
 
@@ -55,17 +54,15 @@ def per_call_us(work: Callable[[], object], rounds: int) -> float:
     return statistics.median(timings)
 
 
-async def filter_us(scrubber: Scrubber, pieces: list[str]) -> float:
+def filter_us(scrubber: Scrubber, pieces: list[str]) -> float:
     """One delta through the run's delta filter, averaged over a whole stream."""
-
-    async def upstream() -> AsyncIterator[Delta | StreamEnd]:
-        for piece in pieces:
-            yield TextDelta(piece)
-        yield StreamEnd("stop", ResponseUsage(input_tokens=0, output_tokens=0, total_tokens=0))
-
+    deltas = [TextDelta(piece) for piece in pieces]
+    end = StreamEnd("stop", ResponseUsage(input_tokens=0, output_tokens=0, total_tokens=0))
+    filtering = DeltaFilter(scrubber)
     started = time.perf_counter()
-    async for _ in scrubbed(upstream(), scrubber):
-        pass
+    for delta in deltas:
+        filtering.on(delta)
+    filtering.on(end)
     return (time.perf_counter() - started) / len(pieces) * 1e6
 
 
@@ -83,8 +80,8 @@ def main() -> None:
     message = (WORDS + " ") * 6
     whole = per_call_us(lambda: scrubber.scrub(message[:500]), args.rounds)
     stream_pieces = tokens(20000)
-    filtered = asyncio.run(filter_us(scrubber, stream_pieces))
-    baseline = asyncio.run(filter_us(Scrubber(()), stream_pieces))
+    filtered = filter_us(scrubber, stream_pieces)
+    baseline = filter_us(Scrubber(()), stream_pieces)
     count = len(scrubber.secrets)
     markdown = (
         f"## secrets · scrubbing cost · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

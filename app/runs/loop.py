@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from app.context import compaction, sealed_reasoning
 from app.providers.base import (
+    Delta,
     GenerationRequest,
     GenerationResult,
     Provider,
@@ -34,7 +35,7 @@ from app.providers.translate import INCOMPLETE_REASONS
 from app.runs.emitter import Emitter, Event
 from app.runs.hosted import HostedTurns, has_client_calls
 from app.runs.outcome import Outcome, failed, settled, tool_call_cap
-from app.runs.scrubbed import scrubbed
+from app.runs.scrubbed import DeltaFilter
 from app.secrets import registry as secret_registry
 from app.tools.base import EventSink
 from app.tools.toolset import Toolset
@@ -146,6 +147,12 @@ class StreamRun:
         for event in self._emitter.whole_item(item):
             yield event
 
+    def _relayed(self, delta: Delta) -> list[Event]:
+        events = self._emitter.on_delta(delta)
+        for event in events:
+            self._seal_if_done(event)
+        return events
+
     def _seal_if_done(self, event: Event) -> None:
         """A finished reasoning item gets its sealed copy before its done event goes out (the
         event holds the same item the output keeps)."""
@@ -157,12 +164,9 @@ class StreamRun:
             sealed_reasoning.seal(self._sealer, event["item"])
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        with secret_registry.held(self._toolset.credentials()):
-            async for event in self._contained():
-                yield event
-
-    async def _contained(self) -> AsyncGenerator[Event, None]:
+        held = secret_registry.held(self._toolset.credentials())
         try:
+            held.__enter__()  # one generator layer fewer than a `with` around a second one
             async for event in self._turns():
                 yield event
         except ProviderError as exc:
@@ -176,6 +180,7 @@ class StreamRun:
                 yield event
             self.outcome = failed("server_error", FAILED_MESSAGE, None, self._emitter.output)
         finally:
+            held.__exit__(None, None, None)
             self._toolset.close_soon()
 
     async def _turns(self) -> AsyncGenerator[Event, None]:
@@ -189,14 +194,20 @@ class StreamRun:
         while True:
             first = len(self._emitter.output)
             end: StreamEnd | None = None
-            upstream = self._provider.stream(turns.next_generation())
-            async for delta in scrubbed(upstream, self._scrubber):
-                if isinstance(delta, StreamEnd):
-                    end = delta
-                    continue
-                for event in self._emitter.on_delta(delta):
-                    self._seal_if_done(event)
-                    yield event
+            deltas = DeltaFilter(self._scrubber)  # inline, not a generator: no hop per delta
+            try:
+                async for delta in self._provider.stream(turns.next_generation()):
+                    for piece in deltas.on(delta):
+                        if isinstance(piece, StreamEnd):
+                            end = piece
+                            continue
+                        for event in self._relayed(piece):
+                            yield event
+            except ProviderError:
+                for piece in deltas.flush():  # what was held joins the partial output
+                    for event in self._relayed(piece):
+                        yield event
+                raise
             assert end is not None  # providers end every successful stream with a StreamEnd
             self._usage = _added(self._usage, end.usage)
             reason = INCOMPLETE_REASONS.get(end.finish_reason or "")

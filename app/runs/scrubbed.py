@@ -1,5 +1,9 @@
 """A provider's delta stream with every secret taken out, before the emitter sees it.
 
+The run loop calls the filter inline for each delta (app/runs/loop.py) rather than through a
+generator around the provider's stream: one generator hop per delta costs more than the
+scrubbing itself.
+
 Each kind of text (the answer, a refusal, reasoning, each tool call's arguments) runs through a
 streaming scrubber of its own (app/secrets/scrubber.py). What one holds back — a tail that may
 be the start of a secret — is released as soon as the next delta shows it is not, and flushed
@@ -10,13 +14,11 @@ deltas a client sees add up to the stored text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from app.providers.base import (
     Delta,
     ForeignItem,
-    ProviderError,
     ReasoningDelta,
     RefusalDelta,
     StreamEnd,
@@ -29,26 +31,9 @@ TextPiece = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta
 _TEXT_PIECES = (TextDelta, RefusalDelta, ReasoningDelta, ToolCallDelta)  # for isinstance
 
 
-async def scrubbed(
-    deltas: AsyncIterator[Delta | StreamEnd], scrubber: Scrubber
-) -> AsyncIterator[Delta | StreamEnd]:
-    if not scrubber:
-        async for delta in deltas:
-            yield delta
-        return
-    channel = _Channel(scrubber)
-    try:
-        async for delta in deltas:
-            for piece in channel.on(delta):
-                yield piece
-    except ProviderError:
-        for piece in channel.flush():  # what was held is kept with the partial output
-            yield piece
-        raise
-
-
-class _Channel:
-    """The text being streamed now and its scrubber."""
+class DeltaFilter:
+    """One model stream's filter: each delta goes `on`, what it returns goes to the emitter;
+    `flush` when the stream fails (its end flushes by itself)."""
 
     def __init__(self, scrubber: Scrubber) -> None:
         self._scrubber = scrubber
@@ -57,13 +42,16 @@ class _Channel:
         self._logprobs: list[dict[str, Any]] = []  # of text still held back
 
     def on(self, delta: Delta | StreamEnd) -> list[Delta | StreamEnd]:
+        if not self._scrubber:
+            return [delta]
+        out: list[Delta | StreamEnd]
         if not isinstance(delta, _TEXT_PIECES):
-            out = self.flush()
+            out = [*self.flush()]
             if isinstance(delta, ForeignItem):
                 delta = ForeignItem(self._scrubber.scrub_tree(delta.item))
             return [*out, delta]
         key = _key_of(delta)
-        out = self.flush() if key != self._key else []
+        out = [*self.flush()] if key != self._key else []
         self._key = key
         text = _text_of(delta)
         released = self._stream.feed(text)
@@ -72,7 +60,7 @@ class _Channel:
         piece = self._piece(delta, released)
         return [*out, piece] if piece is not None else out
 
-    def flush(self) -> list[Delta | StreamEnd]:
+    def flush(self) -> list[Delta]:
         """The held tail of the current text, as one last delta of its kind."""
         key, self._key = self._key, None
         rest = self._stream.finish()

@@ -164,9 +164,9 @@ class StreamRun:
             sealed_reasoning.seal(self._sealer, event["item"])
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        held = secret_registry.held(self._toolset.credentials())
+        credentials = self._toolset.credentials()
+        secret_registry.hold(credentials)  # for the logs, while the run lasts
         try:
-            held.__enter__()  # one generator layer fewer than a `with` around a second one
             async for event in self._turns():
                 yield event
         except ProviderError as exc:
@@ -180,7 +180,7 @@ class StreamRun:
                 yield event
             self.outcome = failed("server_error", FAILED_MESSAGE, None, self._emitter.output)
         finally:
-            held.__exit__(None, None, None)
+            secret_registry.release(credentials)
             self._toolset.close_soon()
 
     async def _turns(self) -> AsyncGenerator[Event, None]:

@@ -44,20 +44,30 @@ def log_scrubber() -> Scrubber:
     return _scrubber(everything)
 
 
+def hold(secrets: Iterable[str]) -> None:
+    """Count `secrets` as live (for the logs) until they are `release`d."""
+    with _lock:
+        _held.update(secret for secret in secrets if secret)
+
+
+def release(secrets: Iterable[str]) -> None:
+    with _lock:
+        for secret in secrets:
+            if secret and _held[secret] > 0:
+                _held[secret] -= 1
+                if _held[secret] == 0:
+                    del _held[secret]
+
+
 @contextmanager
 def held(secrets: Iterable[str]) -> Iterator[None]:
-    """Count `secrets` as live (for the logs) while the block runs."""
-    values = [secret for secret in secrets if secret]
-    with _lock:
-        _held.update(values)
+    """`hold` while the block runs."""
+    values = list(secrets)
+    hold(values)
     try:
         yield
     finally:
-        with _lock:
-            _held.subtract(values)
-            for secret in values:
-                if _held[secret] <= 0:
-                    del _held[secret]
+        release(values)
 
 
 @lru_cache(maxsize=256)

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from app.secrets import registry as secret_registry
+
 
 class ErrorBody(msgspec.Struct):
     """OpenAI's `Error` schema: `param` and `code` are nullable, never omitted."""
@@ -56,7 +58,10 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
     def envelope(self) -> ErrorEnvelope:
-        return ErrorEnvelope(ErrorBody(self.message, self.error_type, self.param, self.code))
+        """The error object, with any credential of the process scrubbed from its message
+        (an upstream's words can quote the key it was sent)."""
+        message = secret_registry.process_scrubber().scrub(self.message)
+        return ErrorEnvelope(ErrorBody(message, self.error_type, self.param, self.code))
 
 
 class InvalidRequest(ApiError):

@@ -2,7 +2,10 @@
 
 Only whitelisted `extra` fields are written, so a log call cannot leak a key or a body by
 accident; tracebacks are dropped for the same reason — also those that a library (uvicorn's
-lifespan) has already formatted into its message. `RAPPORT_LOG_FORMAT` picks the form; unset,
+lifespan) has already formatted into its message. What is written is scrubbed of every
+credential the process holds (app/secrets/), and the loggers of the HTTP and SQLite layers,
+whose DEBUG lines quote request and response headers or statement parameters, are held to
+warnings whatever level is set. `RAPPORT_LOG_FORMAT` picks the form; unset,
 a terminal gets the console form and anything else (a container, a file, a pipe) JSON.
 """
 
@@ -11,9 +14,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Literal
+from typing import Literal, TextIO
 
 import msgspec
+
+from app.secrets import registry as secret_registry
 
 LogFormat = Literal["json", "console"]
 
@@ -48,6 +53,20 @@ _TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Exception Group Trac
 _encoder = msgspec.json.Encoder()
 # The access log's message already says these; the console form does not repeat them.
 _IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms", "upstream", "setting"})
+# Their DEBUG (and INFO) lines carry headers (httpcore's `receive_response_headers`, hpack's
+# decoded fields), full request lines, or SQL parameters (aiosqlite): never written below WARNING.
+QUIETED_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "hpack", "h2", "aiosqlite")
+
+
+class QuietLibraries(logging.Filter):
+    """Drops the quieted loggers' records below WARNING, even when a level set elsewhere
+    (a library, a debugging session) would let them through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        name = record.name
+        return not any(name == q or name.startswith(q + ".") for q in QUIETED_LOGGERS)
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -58,7 +77,12 @@ def _message(record: logging.LogRecord) -> str:
     if cut >= 0:
         text = text[:cut].rstrip(" \n+|") or "an error occurred"
         text += " (traceback withheld)"
-    return text
+    return secret_registry.log_scrubber().scrub(text)
+
+
+def _field(record: logging.LogRecord, field: str) -> object:
+    value = getattr(record, field, None)
+    return secret_registry.log_scrubber().scrub(value) if isinstance(value, str) else value
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,7 +94,7 @@ class JsonFormatter(logging.Formatter):
             "msg": _message(record),
         }
         for field in FIELDS:
-            value = getattr(record, field, None)
+            value = _field(record, field)
             if value is not None:
                 line[field] = value
         return _encoder.encode(line).decode()
@@ -83,7 +107,7 @@ class ConsoleFormatter(logging.Formatter):
         clock = time.strftime("%H:%M:%S", time.localtime(record.created))
         parts = [f"{clock} {record.levelname.lower():<7} {_message(record)}"]
         for field in FIELDS:
-            value = getattr(record, field, None)
+            value = _field(record, field)
             if value is not None and field not in _IN_MESSAGE:
                 parts.append(f"{field}={value}")
         return "  ".join(parts)
@@ -93,15 +117,23 @@ def default_format() -> LogFormat:
     return "console" if sys.stderr.isatty() else "json"
 
 
-def configure(level: str = "INFO", fmt: LogFormat | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def handler(fmt: LogFormat | None = None, stream: TextIO | None = None) -> logging.Handler:
+    """The one handler Rapport logs through: stderr (or `stream`), the chosen form, the
+    libraries quieted."""
+    written = logging.StreamHandler(stream or sys.stderr)
     chosen = fmt or default_format()
-    handler.setFormatter(ConsoleFormatter() if chosen == "console" else JsonFormatter())
+    written.setFormatter(ConsoleFormatter() if chosen == "console" else JsonFormatter())
+    written.addFilter(QuietLibraries())
+    return written
+
+
+def configure(level: str = "INFO", fmt: LogFormat | None = None) -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler(fmt)]
     root.setLevel(level)
     # httpx logs every upstream request line at INFO; the runner logs what matters. Alembic
     # logs a line per migration step; `rapport` says in one line what it migrated.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime

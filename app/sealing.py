@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import ServerSecret
+from app.secrets import registry as secret_registry
 
 SEALING_KEY_NAME = "sealing_key"
 
@@ -37,7 +38,11 @@ class Sealer:
     def __init__(self, secrets: list[str]) -> None:
         if not secrets:
             raise ValueError("at least one secret is needed")
-        self._fernet = MultiFernet([Fernet(_fernet_key(secret)) for secret in secrets])
+        keys = [_fernet_key(secret) for secret in secrets]
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        # The secrets and the keys made of them open every sealed blob: no answer, stored
+        # item or log line may show them.
+        secret_registry.register(*secrets, *(key.decode() for key in keys))
 
     def seal(self, payload: dict[str, Any]) -> str:
         return self._fernet.encrypt(msgspec.json.encode(payload)).decode()

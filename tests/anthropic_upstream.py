@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json
+from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json, leak_forms
 
 _WORD = re.compile(r"\S+\s*")
 _TOOL = re.compile(r"\[tool:([^:\]]+):(\{[^\]]*\})\]")
@@ -216,6 +216,8 @@ class AnthropicUpstream(TestUpstream):
         text = _text(body["messages"][-1]["content"]) if body.get("messages") else ""
         if m := _FAIL.search(text):
             message = f"anthropic says {m[1]} to key {headers.get('x-api-key')}"
+            if "[leak]" in text:  # every form of the key, as tests/upstream.py's [leak]
+                message += " " + " ".join(leak_forms(headers.get("x-api-key") or ""))
             return await _send_json(send, int(m[1]), error(int(m[1]), message))
         if "[overflow]" in text:
             overflow = "prompt is too long: 210000 tokens > 200000 maximum"

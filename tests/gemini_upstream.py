@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json
+from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json, leak_forms
 
 _WORD = re.compile(r"\S+\s*")
 _TOOL = re.compile(r"\[tool:([^:\]]+):(\{[^\]]*\})\]")
@@ -171,9 +171,10 @@ class GeminiUpstream(TestUpstream):
         text = _text(body["contents"][-1]["parts"])
         if m := _FAIL.search(text):
             code = int(m[1])
-            return await _send_json(
-                send, code, error(code, f"gemini says {code} to {self.api_key}")
-            )
+            message = f"gemini says {code} to {self.api_key}"
+            if "[leak]" in text:  # every form of the key, as tests/upstream.py's [leak]
+                message += " " + " ".join(leak_forms(headers.get("x-goog-api-key") or ""))
+            return await _send_json(send, code, error(code, message))
         if "[badkey]" in text:
             bad = error(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
             return await _send_json(send, 400, bad)

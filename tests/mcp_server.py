@@ -8,6 +8,7 @@ the server). Each transport listens on a loopback port of its own, in a daemon t
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 import time
@@ -16,7 +17,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Self
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 Scope = MutableMapping[str, Any]
@@ -50,12 +52,33 @@ def _tools(server: MCPServer, calls: Counter[str]) -> None:
         calls["explode"] += 1
         raise ToolFailed("the tool blew up")
 
+    @server.tool(description="Says which credentials the request carried (a careless server).")
+    def whoami(ctx: Context) -> str:
+        calls["whoami"] += 1
+        return "you are " + " and ".join(_echoes(ctx))
+
+    @server.tool(description="Refuses, quoting the credentials it was sent.")
+    def guarded(ctx: Context) -> str:
+        calls["guarded"] += 1
+        raise ToolError("access denied for " + " and ".join(_echoes(ctx)))  # told the client
+
     @server.tool(description="Sleeps for ms milliseconds, then answers.")
     async def slow(ms: int) -> str:
         calls["slow"] += 1
         await asyncio.sleep(ms / 1000)
         calls["slow_done"] += 1
         return f"slept {ms}"
+
+
+def _echoes(ctx: Context) -> list[str]:
+    """The request's authorization and x-api-key headers as given, upper-cased, base64."""
+    headers = ctx.headers or {}
+    echoes = []
+    for name in ("authorization", "x-api-key"):
+        value = headers.get(name, "")
+        if value:
+            echoes += [value, value.upper(), base64.b64encode(value.encode()).decode()]
+    return echoes
 
 
 class McpTestServer:

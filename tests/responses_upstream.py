@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json
+from tests.upstream import Receive, RecordedRequest, Send, TestUpstream, _send_json, leak_forms
 
 _WORD = re.compile(r"\S+\s*")
 _TOOL = re.compile(r"\[tool:([^:\]]+):(\{[^\]]*\})\]")
@@ -264,11 +264,11 @@ class ResponsesUpstream(TestUpstream):
         ]
         text = _text(users[-1]["content"]) if users else ""
         if m := _FAIL.search(text):
-            return await _send_json(
-                send,
-                int(m[1]),
-                error(int(m[1]), f"responses says {m[1]} to {headers.get('authorization')}"),
-            )
+            message = f"responses says {m[1]} to {headers.get('authorization')}"
+            if "[leak]" in text:  # every form of the key, as tests/upstream.py's [leak]
+                key = headers.get("authorization", "").removeprefix("Bearer ")
+                message += " " + " ".join(leak_forms(key))
+            return await _send_json(send, int(m[1]), error(int(m[1]), message))
         if "[overflow]" in text:
             too_long = "Your input exceeds the context window of this model."
             return await _send_json(send, 400, error(400, too_long, "context_length_exceeded"))

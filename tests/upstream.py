@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import quote
 
 import uvicorn
 
@@ -48,7 +50,10 @@ _TOOL = re.compile(r"\[tool:([^:\]]+):([^\]]*)\]")
 _REASONING = re.compile(r"\[reasoning:([^\]]*)\]")
 _TIER = re.compile(r"\[tier:([a-z]+)\]")
 _WORD = re.compile(r"\S+\s*")
-_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+# Sent on every answer, so a test can tell whether a log line shows response headers.
+HEADER_MARKER = "upstream-header-marker-5d1c"
+_MARKER = (b"x-upstream-marker", HEADER_MARKER.encode())
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), _MARKER]
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_request"),
     401: ("authentication_error", "invalid_api_key"),
@@ -101,6 +106,8 @@ class _Plan:
     overflow: bool = False
     service_tier: str | None = None
     trace: bool = False
+    pieces: list[str] | None = None  # the content's stream chunks, when not one per word
+    leak: bool = False
 
 
 def _words(text: str | None) -> int:
@@ -211,7 +218,9 @@ def plan(body: dict[str, Any]) -> _Plan:
     a body that is not JSON, and JSON whose fields have the wrong types), [overflow] (a
     400 context-length error worded as vLLM words it), [tier:NAME] (the answer reports that
     service_tier, as OpenAI reports the tier it used), [trace] (an error message ending in a
-    stack trace, as llama-cpp-python sends them), [long-call-ids] (tool call ids as long as
+    stack trace, as llama-cpp-python sends them), [leak] (the answer, each tool call's arguments
+    or the error message quote the key the request carried and `TestUpstream.leaks`, in every
+    form `leak_forms` makes, each also split across two chunks), [long-call-ids] (tool call ids as long as
     llama-cpp-python's). When the messages end with tool results, the answer is
     "done: <result>; <result>…" instead; with a `response_format` it is JSON
     (`_structured_answer`). A body with `logprobs: true` gets `token_logprobs` for each content
@@ -224,6 +233,7 @@ def plan(body: dict[str, Any]) -> _Plan:
     p.overflow = "[overflow]" in text
     p.wrong_types = "[wrong-types]" in text
     p.trace = "[trace]" in text
+    p.leak = "[leak]" in text
     if m := _FAIL.search(text):
         p.status = int(m.group(1))
     if m := _SLEEP.search(text):
@@ -284,7 +294,8 @@ def _deltas(p: _Plan) -> list[dict[str, Any]]:
     """The ordered stream deltas for a plan: role, reasoning, content/refusal, tool calls."""
     out: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
     out += [{"reasoning_content": w} for w in _WORD.findall(p.reasoning or "")]
-    out += [{"content": w} for w in _WORD.findall(p.content or "")]
+    content = p.pieces if p.pieces is not None else _WORD.findall(p.content or "")
+    out += [{"content": w} for w in content]
     out += [{"refusal": w} for w in _WORD.findall(p.refusal or "")]
     for i, (call_id, name, args) in enumerate(p.tool_calls):
         fn = {"name": name, "arguments": ""}
@@ -333,6 +344,34 @@ def _error(status: int, trace: bool = False) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def leak_forms(secret: str) -> list[str]:
+    """The forms a careless upstream quotes a secret in: whole, in every case, cut short,
+    base64 (standard and URL-safe) behind 0, 1 and 2 other bytes, and URL-encoded."""
+    found = [secret, secret.upper(), secret.lower(), secret.swapcase(), secret[:-4]]
+    for before in (b"", b"u", b"us"):
+        raw = before + secret.encode() + b"!tail"
+        found += [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+    found.append(quote(secret, safe=""))
+    return found
+
+
+def leak_pieces(secrets: list[str]) -> list[str]:
+    """Stream chunks quoting every form of every secret, each secret also split in two."""
+    pieces = ["Here is what I was given:"]
+    for secret in secrets:
+        middle = len(secret) // 2
+        pieces += [" split ", secret[:middle], secret[middle:]]
+        pieces += [piece for form in leak_forms(secret) for piece in (" then ", form)]
+    return [*pieces, " (the end)"]
+
+
+def received_keys(headers: dict[str, str]) -> list[str]:
+    """The credentials a request carried (OpenAI's bearer, Anthropic's and Gemini's keys)."""
+    keys = [headers.get("x-api-key", ""), headers.get("x-goog-api-key", "")]
+    keys.append(headers.get("authorization", "").removeprefix("Bearer "))
+    return [key for key in keys if key]
+
+
 class TestUpstream:
     """A fake model server on 127.0.0.1 in a daemon thread; records every request it gets."""
 
@@ -347,6 +386,8 @@ class TestUpstream:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._ids = 0
+        # [leak] quotes these too, besides the key each request carried (a sealing key, say).
+        self.leaks: list[str] = []
         self._server: uvicorn.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -445,7 +486,20 @@ class TestUpstream:
             return await _send_json(send, 404, _error(404))
         if not isinstance(body, dict):
             return await _send_json(send, 400, _error(400))
-        await self._complete(body, receive, send)
+        await self._complete(body, receive, send, headers)
+
+    def _leak(self, p: _Plan, secrets: list[str]) -> None:
+        """[leak]: the answer, each tool call's arguments and any error quote `secrets`."""
+        p.pieces = leak_pieces(secrets)
+        leaked = "".join(p.pieces)
+        if p.tool_calls:
+            arguments = json.dumps({"leaked": leaked})
+            p.tool_calls = [(call_id, name, arguments) for call_id, name, _ in p.tool_calls]
+            p.pieces = None
+        elif p.content is not None:
+            p.content = leaked
+        else:
+            p.pieces = None
 
     async def _pause(self, seconds: float, receive: Receive) -> None:
         """Sleep without blocking other requests, but give up (drop the connection) as soon as
@@ -481,8 +535,12 @@ class TestUpstream:
             )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _complete(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def _complete(
+        self, body: dict[str, Any], receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
         p = plan(body)
+        if p.leak:
+            self._leak(p, received_keys(headers) + self.leaks)
         stream = bool(body.get("stream"))
         self._ids += 1
         base = {"id": f"chatcmpl-{self._ids:08d}", "created": int(time.time())}
@@ -491,7 +549,10 @@ class TestUpstream:
         if p.overflow:
             return await _send_json(send, 400, OVERFLOW_ERROR)
         if p.status != 200:
-            return await _send_json(send, p.status, _error(p.status, p.trace))
+            error = _error(p.status, p.trace)
+            if p.leak:
+                error["error"]["message"] += ": " + "".join(p.pieces or [])
+            return await _send_json(send, p.status, error)
         if not stream:
             if p.garbage:
                 return await _send(send, 200, b"<html>this is not json", "application/json")
@@ -564,6 +625,7 @@ class TestUpstream:
 
 async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    headers.append(_MARKER)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -1,6 +1,6 @@
 """The HTTP edge every provider shares: one POST or one event stream over the pooled client,
 httpx's faults mapped to the ProviderError tree, and an upstream's error answer made safe to
-pass on (its key redacted, any stack trace cut off, its length bounded).
+pass on (every credential scrubbed, any stack trace cut off, its length bounded).
 
     httpx.TimeoutException     → UpstreamTimeout
     httpx_sse.SSEError         → UpstreamProtocolError (the answer was no event stream)
@@ -33,6 +33,7 @@ from app.providers.base import (
     UpstreamUnavailable,
     is_context_length_error,
 )
+from app.secrets import registry as secret_registry
 from app.wire.codec import encoder
 
 MAX_UPSTREAM_MESSAGE = 500
@@ -58,6 +59,7 @@ class Endpoint:
         self.timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
         self.max_answer_bytes = route.max_answer_bytes or DEFAULT_MAX_ANSWER_BYTES
         self.api_key = api_key
+        secret_registry.register(api_key)  # every route's key is scrubbed wherever text leaves
 
     async def post(self, url: str, body: dict[str, Any], status_error: StatusError) -> Any:
         """POST a JSON body and decode the JSON answer."""
@@ -111,9 +113,9 @@ class Endpoint:
 
     def redact(self, text: str) -> str:
         """Upstreams sometimes quote the key they were sent, and some (llama-cpp-python) append
-        their own stack trace to an error; neither may travel further."""
-        if self.api_key:
-            text = text.replace(self.api_key, "[redacted]")
+        their own stack trace to an error; neither may travel further. Every credential of
+        the process is scrubbed, in any form (app/secrets/), not only this endpoint's key."""
+        text = secret_registry.process_scrubber().scrub(text)
         if trace := _STACK_TRACE.search(text):
             text = text[: trace.start()].rstrip() or "no error message"
         return text[:MAX_UPSTREAM_MESSAGE]

@@ -20,6 +20,7 @@ from app.observability import record
 from app.providers.base import GenerationRequest
 from app.providers.catalog import catalog_for
 from app.runs.emitter import Emitter, RawCall
+from app.secrets.scrubber import Scrubber
 from app.tools import approvals
 from app.tools.base import EventSink, HostedTool, ItemEvents, Opened
 from app.tools.toolset import Toolset
@@ -37,8 +38,12 @@ class HostedTurns:
         generation: GenerationRequest,
         emitter: Emitter,
         input_count: int,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.toolset = toolset
+        # A tool's output and errors (an MCP server echoing the credentials it was sent) are
+        # scrubbed before they are relayed, stored, or read by the model.
+        self._scrubber = scrubber or Scrubber(())
         self._base = generation
         self._emitter = emitter
         self._input_count = input_count  # the new input: the context's last items
@@ -155,7 +160,7 @@ class HostedTurns:
         with record.tool_call(item):
             result = await tool.run(item, ItemEvents(sink, self._emitter.event, item["id"], index))
         self._finish(index, sink)
-        return result
+        return self._scrubber.scrub(result)
 
     def annotate(self, items: list[dict[str, Any]]) -> None:
         """Citations on the final answer's text parts (a whole answer: no events)."""
@@ -179,6 +184,8 @@ class HostedTurns:
         return index
 
     def _finish(self, index: int, sink: EventSink | None) -> None:
+        item = self._emitter.output[index]
+        item.update(self._scrubber.scrub_tree(item))
         event = self._emitter.finish_item(index)
         if sink is not None:
             sink(event)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from app.context import compaction, sealed_reasoning
 from app.providers.base import (
+    Delta,
     GenerationRequest,
     GenerationResult,
     Provider,
@@ -34,6 +35,8 @@ from app.providers.translate import INCOMPLETE_REASONS
 from app.runs.emitter import Emitter, Event
 from app.runs.hosted import HostedTurns, has_client_calls
 from app.runs.outcome import Outcome, failed, settled, tool_call_cap
+from app.runs.scrubbed import DeltaFilter
+from app.secrets import registry as secret_registry
 from app.tools.base import EventSink
 from app.tools.toolset import Toolset
 
@@ -56,6 +59,20 @@ async def run(
 ) -> Outcome:
     """A whole non-streaming run, after the compaction `plan` asks for (if any)."""
     toolset = tools or Toolset()
+    with secret_registry.held(toolset.credentials()):
+        return await _run(provider, generation, response_id, plan, sealer, toolset, input_count)
+
+
+async def _run(
+    provider: Provider,
+    generation: GenerationRequest,
+    response_id: str,
+    plan: compaction.Plan | None,
+    sealer: compaction.Sealer | None,
+    toolset: Toolset,
+    input_count: int,
+) -> Outcome:
+    scrubber = secret_registry.run_scrubber(toolset.credentials())
     collected = Emitter(obfuscate=False)  # holds the output; its events are not sent
     usage: ResponseUsage | None = None
     result: GenerationResult | None = None
@@ -63,10 +80,11 @@ async def run(
         if plan is not None and sealer is not None:
             item, usage, generation = await compaction.compact(provider, generation, plan, sealer)
             collected.whole_item(item)
-        turns = HostedTurns(toolset, generation, collected, input_count)
+        turns = HostedTurns(toolset, generation, collected, input_count, scrubber)
         await turns.start(None)
         while True:
             result = await provider.generate(turns.next_generation())
+            result.output = scrubber.scrub_tree(result.output)
             usage = _added(usage, result.usage)
             if sealer is not None and sealed_reasoning.wanted(generation.params.include):
                 for produced in result.output:
@@ -115,6 +133,7 @@ class StreamRun:
         self._toolset = tools or Toolset()
         self._input_count = input_count
         self._usage: ResponseUsage | None = None  # every model call's, added up
+        self._scrubber = secret_registry.run_scrubber(self._toolset.credentials())
         self.outcome: Outcome | None = None
 
     async def _compact_first(self) -> AsyncGenerator[Event, None]:
@@ -128,6 +147,12 @@ class StreamRun:
         for event in self._emitter.whole_item(item):
             yield event
 
+    def _relayed(self, delta: Delta) -> list[Event]:
+        events = self._emitter.on_delta(delta)
+        for event in events:
+            self._seal_if_done(event)
+        return events
+
     def _seal_if_done(self, event: Event) -> None:
         """A finished reasoning item gets its sealed copy before its done event goes out (the
         event holds the same item the output keeps)."""
@@ -139,6 +164,8 @@ class StreamRun:
             sealed_reasoning.seal(self._sealer, event["item"])
 
     async def events(self) -> AsyncGenerator[Event, None]:
+        credentials = self._toolset.credentials()
+        secret_registry.hold(credentials)  # for the logs, while the run lasts
         try:
             async for event in self._turns():
                 yield event
@@ -153,24 +180,34 @@ class StreamRun:
                 yield event
             self.outcome = failed("server_error", FAILED_MESSAGE, None, self._emitter.output)
         finally:
+            secret_registry.release(credentials)
             self._toolset.close_soon()
 
     async def _turns(self) -> AsyncGenerator[Event, None]:
         async for event in self._compact_first():
             yield event
-        turns = HostedTurns(self._toolset, self._generation, self._emitter, self._input_count)
+        turns = HostedTurns(
+            self._toolset, self._generation, self._emitter, self._input_count, self._scrubber
+        )
         async for event in _live(turns.start):
             yield event
         while True:
             first = len(self._emitter.output)
             end: StreamEnd | None = None
-            async for delta in self._provider.stream(turns.next_generation()):
-                if isinstance(delta, StreamEnd):
-                    end = delta
-                    continue
-                for event in self._emitter.on_delta(delta):
-                    self._seal_if_done(event)
-                    yield event
+            deltas = DeltaFilter(self._scrubber)  # inline, not a generator: no hop per delta
+            try:
+                async for delta in self._provider.stream(turns.next_generation()):
+                    for piece in deltas.on(delta):
+                        if isinstance(piece, StreamEnd):
+                            end = piece
+                            continue
+                        for event in self._relayed(piece):
+                            yield event
+            except ProviderError:
+                for piece in deltas.flush():  # what was held joins the partial output
+                    for event in self._relayed(piece):
+                        yield event
+                raise
             assert end is not None  # providers end every successful stream with a StreamEnd
             self._usage = _added(self._usage, end.usage)
             reason = INCOMPLETE_REASONS.get(end.finish_reason or "")

@@ -12,6 +12,7 @@ import msgspec
 
 from app.db.base import utcnow
 from app.providers.base import GenerationResult, ProviderError
+from app.secrets import registry as secret_registry
 from app.wire.items import CALL_TYPES
 from app.wire.responses import CreateResponseRequest, ResponseUsage
 
@@ -84,7 +85,7 @@ def settled(result: GenerationResult, max_tool_calls: int | None) -> Outcome:
 def failed(
     code: str, message: str, failure: ProviderError | None, output: list[dict[str, Any]]
 ) -> Outcome:
-    error = {"code": code, "message": message}
+    error = {"code": code, "message": secret_registry.process_scrubber().scrub(message)}
     return Outcome("failed", output, {"status": "failed", "error": error}, failure)
 
 

@@ -36,6 +36,7 @@ class McpServer:
             headers["Authorization"] = f"Bearer {spec.authorization}"
         self._connection = McpConnection(spec.server_url or "", headers, timeout)
         self._tools: list[dict[str, Any]] = []
+        self.credentials = _credentials(headers)
 
     def functions(self) -> list[FunctionTool]:
         return [
@@ -189,6 +190,18 @@ class McpServer:
 
     async def aclose(self) -> None:
         await self._connection.aclose()
+
+
+def _credentials(headers: dict[str, str]) -> list[str]:
+    """What this server's caller entrusted to it: every header value, and the token of one
+    written `<scheme> <token>`, which an echo may quote without its scheme."""
+    values = []
+    for value in headers.values():
+        values.append(value)
+        scheme, _, token = value.partition(" ")
+        if token and scheme.isalpha():
+            values.append(token.strip())
+    return values
 
 
 def _last_listing(context: list[dict[str, Any]], label: str) -> dict[str, Any] | None:

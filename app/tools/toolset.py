@@ -96,6 +96,11 @@ class Toolset:
                 return tool
         return None
 
+    def credentials(self) -> list[str]:
+        """The secrets the caller gave these tools (MCP headers and authorization), which
+        nothing Rapport relays, stores or logs may show."""
+        return [value for tool in self._tools for value in getattr(tool, "credentials", ())]
+
     def annotate(self, text: str) -> list[dict[str, Any]]:
         return [note for tool in self._tools for note in tool.annotate(text)]
 

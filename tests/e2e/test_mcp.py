@@ -9,6 +9,7 @@ list → model → MCP call → model → answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import Project, sdk, server_settings
 from tests.e2e.test_streaming import check_stream, post_stream
 from tests.harness import RapportServer
+from tests.log_capture import written_logs
 from tests.mcp_server import McpTestServer
 from tests.openapi import schema_errors
 from tests.upstream import TestUpstream
@@ -87,6 +89,8 @@ async def test_a_call_runs_between_two_model_turns(
         "echo",
         "lookup",
         "explode",
+        "whoami",
+        "guarded",
         "slow",
     }
     assert call["type"] == "mcp_call"
@@ -98,7 +102,7 @@ async def test_a_call_runs_between_two_model_turns(
     assert mcp.calls["add"] == 1
     first, second = upstream.requests
     offered = {tool["function"]["name"] for tool in first.body["tools"]}
-    assert offered == {"add", "echo", "lookup", "explode", "slow"}
+    assert offered == {"add", "echo", "lookup", "explode", "whoami", "guarded", "slow"}
     assert second.body["messages"][-1] == {"role": "tool", "tool_call_id": "call_0", "content": "5"}
     assert second.body["messages"][-2]["tool_calls"][0]["function"]["name"] == "add"
     # Usage adds up both model calls.
@@ -373,6 +377,68 @@ async def test_credentials_reach_the_server_only(
     assert "authorization" not in foreground["tools"][0]
 
 
+def readable_credentials(text: str) -> list[str]:
+    """Pieces of the credentials still readable in `text`: 12 characters of either secret in
+    any case, or the base64 the server wrote of its headers."""
+    pieces = [SECRET_HEADER[:12], SECRET_TOKEN[:12]]
+    pieces += [base64.b64encode(f"Bearer {SECRET_TOKEN}".encode()).decode()[:16]]
+    pieces += [base64.b64encode(SECRET_HEADER.encode()).decode()[:16]]
+    return [piece for piece in pieces if piece.lower() in text.lower()]
+
+
+async def test_credentials_a_server_echoes_are_scrubbed(
+    client: AsyncOpenAI, mcp: McpTestServer, upstream: TestUpstream
+) -> None:
+    with written_logs() as logged:
+        seen = await _echoed_credentials(client, mcp, upstream)
+    assert '"logger":"mcp.client' in logged.getvalue()  # the MCP client's DEBUG lines
+    seen.append(logged.getvalue())
+    assert mcp.calls["whoami"] == 2
+    assert mcp.calls["guarded"] == 1
+    assert readable_credentials("\n".join(seen)) == []
+
+
+async def _echoed_credentials(
+    client: AsyncOpenAI, mcp: McpTestServer, upstream: TestUpstream
+) -> list[str]:
+    """A whole, a streamed and a background response whose MCP server quotes the
+    credentials it got (in its output and in an error), and everything they showed."""
+    tools = never(mcp.url, headers={"X-Api-Key": SECRET_HEADER}, authorization=SECRET_TOKEN)
+    whole = await create_raw(client, input="[tool:whoami:{}]", tools=tools)
+    call = next(item for item in whole["output"] if item["type"] == "mcp_call")
+    assert call["output"].startswith("you are [redacted]")
+    assert whole["output"][-1]["content"][0]["text"].startswith("done: you are [redacted]")
+    stream = await client.responses.create(
+        model="test-model", input="[tool:guarded:{}]", tools=tools, stream=True
+    )
+    events = [event.model_dump() async for event in stream]
+    failed = next(
+        e["item"]
+        for e in events
+        if e["type"] == "response.output_item.done" and e["item"]["type"] == "mcp_call"
+    )
+    assert failed["status"] == "failed"
+    assert "access denied for [redacted]" in json.dumps(failed["error"])
+    background = await client.responses.create(
+        model="test-model", input="[tool:whoami:{}]", tools=tools, background=True
+    )
+    while background.status in ("queued", "in_progress"):
+        await asyncio.sleep(0.05)
+        background = await client.responses.retrieve(background.id)
+    assert background.output_text.startswith("done: you are [redacted]")
+    replay = await client.responses.retrieve(background.id, stream=True, starting_after=0)
+    replayed = [event.model_dump() async for event in replay]
+    stored = await client.responses.retrieve(events[-1]["response"]["id"])
+    return [
+        json.dumps(whole),
+        json.dumps(events),
+        json.dumps(replayed),
+        stored.model_dump_json(),
+        background.model_dump_json(),
+        json.dumps([request.body for request in upstream.requests]),  # what the model read
+    ]
+
+
 async def test_a_background_run_is_cancelled_mid_call(
     client: AsyncOpenAI, mcp: McpTestServer
 ) -> None:
@@ -429,7 +495,7 @@ async def test_tool_choice_forces_the_first_call_only(
     forced = upstream.requests[2].body["tool_choice"]
     assert forced["type"] == "allowed_tools"
     assert forced["allowed_tools"]["mode"] == "required"
-    assert len(forced["allowed_tools"]["tools"]) == 5
+    assert len(forced["allowed_tools"]["tools"]) == 7  # every tool of the server
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.create(
             model="test-model",

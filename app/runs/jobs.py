@@ -2,10 +2,11 @@
 
 A run first claims its row (queued → in_progress, attempts + 1) with a conditional UPDATE; a run
 that claims nothing exits, so a job delivered twice runs once. It rebuilds the generation from
-the stored request, items and history, appends every event to the response's event log, and
-ends through the same settle as a foreground response. Cancelled mid-run, it keeps the partial
-output of a cancelled response, or gives a response it was interrupted on (shutdown) back to
-the queue for the sweeper to re-enqueue.
+the stored request, items and history, appends its events to the response's event log (a burst
+of them in one append: app/runs/log_writer.py), and ends through the same settle as a
+foreground response. Cancelled mid-run, it keeps the partial output of a cancelled response, or
+gives a response it was interrupted on (shutdown) back to the queue for the sweeper to
+re-enqueue.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from app.runs import loop
 from app.runs import outcome as outcomes
 from app.runs.event_log import EventLogClosed, LeaseLost
 from app.runs.foreground import TERMINAL_EVENTS
+from app.runs.log_writer import LogWriter
 from app.runs.started import Started
 from app.runtime import Runtime
 from app.tools import credentials, toolset
@@ -68,22 +70,30 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         return  # the sweeper already gave the response to another attempt
     me = asyncio.current_task()
     events = run.events()
+    writer = LogWriter(events_log, row.id, epoch)
     try:
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):
             async for event in events:
-                await events_log.append(row.id, [event], epoch)
+                writer.add(event)
+            await writer.flush()
     except asyncio.CancelledError:
+        await asyncio.shield(writer.discard())
         await asyncio.shield(_after_abort(runtime, started, emitter.output))
         raise
     except LeaseLost:
+        await writer.discard()
         await events.aclose()  # another attempt holds the response now: leave it be
         log.warning("run stopped: its lease was lost", extra={"response_id": row.id})
         return
     except EventLogClosed:
         # Cancelled while the abort was still on its way: stop here, as the abort would.
+        await writer.discard()
         await events.aclose()
         await _after_abort(runtime, started, emitter.output)
         return
+    except BaseException:
+        await writer.discard()
+        raise
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
     if await responses.settle(started, outcome) is not outcome:
@@ -102,15 +112,15 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
     """Take the response if it is still queued, and rebuild what it is to generate."""
     now = utcnow()
     async with unit_of_work(runtime.sessions) as session:
-        claimed = await session.scalar(
+        # The claimed row comes back with the UPDATE: no second round trip to read it.
+        row = await session.scalar(
             sa.update(ResponseRow)
             .where(ResponseRow.id == response_id, ResponseRow.status == "queued")
             .values(status="in_progress", attempts=ResponseRow.attempts + 1, heartbeat_at=now)
-            .returning(ResponseRow.id)
+            .returning(ResponseRow)
         )
-        if claimed is None:
+        if row is None:
             return None
-        row = await session.get_one(ResponseRow, response_id)
         stored = dict(row.request or {})
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)

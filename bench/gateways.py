@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shlex
 import shutil
 import statistics
@@ -42,7 +43,7 @@ from latency import (
     throughput,
     wait_ready,
 )
-from shared import bench_main, common_arguments, machine, run_bounded, run_sql
+from shared import bench_main, common_arguments, cpu_seconds, machine, run_bounded, run_sql
 
 CHAT_BODY = msgspec.json.encode({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]})
 RESPONSES_BODY = msgspec.json.encode({"model": MODEL, "input": PROMPT})
@@ -63,6 +64,7 @@ class Figures:
     added_median: list[float] = field(default_factory=list)
     added_p99: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # per request, in the throughput phase
 
 
 @dataclass
@@ -74,22 +76,30 @@ class Measurement:
     machine_after: str
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants (a gateway may fork workers), in MB."""
-    total_kb = 0
-    pending = [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants: a gateway may fork workers."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kb += int(line.split()[1])
+        found.append(current)
         for task in Path(f"/proc/{current}/task").glob("*/children"):
-            pending += [int(child) for child in task.read_text().split()]
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    total_kb = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
     return total_kb / 1024
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(member) or 0.0 for member in process_tree(pid))
 
 
 async def measure_round(
@@ -102,7 +112,9 @@ async def measure_round(
         added = Summary.of(samples.gateway).minus(Summary.of(samples.direct))
         figures.added_median.append(added.median)
         figures.added_p99.append(added.p99)
+        cpu_before = tree_cpu_seconds(target.pid)
         rps = await throughput(CLIENTS[args.client], target.endpoint, args.requests, args.clients)
+        figures.cpu_ms.append((tree_cpu_seconds(target.pid) - cpu_before) * 1000 / args.requests)
         figures.rps.append(rps)
         figures.rss_mb.append(tree_rss_mb(target.pid))
     result.direct_rps.append(
@@ -148,9 +160,9 @@ def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
         "",
         (
             f"| target | req/s at {args.clients} clients | req/s vs Rapport | added median ms | "
-            "added p99 ms | RSS MB |"
+            "added p99 ms | CPU ms per request | RSS MB |"
         ),
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in result.names:
         figures = result.figures[name]
@@ -158,12 +170,12 @@ def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
             f"| {name} | {median(figures.rps):.0f} | "
             f"{median(figures.rps) / median(rapport.rps):.2f}x | "
             f"{median(figures.added_median):.2f} | {median(figures.added_p99):.2f} | "
-            f"{max(figures.rss_mb):.0f} |"
+            f"{median(figures.cpu_ms):.2f} | {max(figures.rss_mb):.0f} |"
         )
     floor = result.figures["floor"]
     ratios = [ours / theirs for ours, theirs in zip(rapport.rps, floor.rps, strict=True)]
     lines += [
-        f"| upstream alone (direct) | {median(result.direct_rps):.0f} | | | | |",
+        f"| upstream alone (direct) | {median(result.direct_rps):.0f} | | | | | |",
         "",
         (
             f"**Rapport / floor throughput: {median(ratios):.2f}x** (per round: "
@@ -256,13 +268,15 @@ def spawn_other(
     port = free_port()
     command = args.other_command.format(port=port, upstream=upstream_url)
     other_env = env | {"BENCH_UPSTREAM_URL": upstream_url, "BENCH_PORT": str(port)}
-    stack.spawn("other", shlex.split(command), other_env, tmp, tmp)
-    wait_ready(stack, f"http://127.0.0.1:{port}{args.other_health}")
+    stack.spawn(args.other_name, shlex.split(command), other_env, tmp, tmp)
+    wait_ready(stack, f"http://127.0.0.1:{port}{args.other_health}", within=120)
     chat = args.other_path.endswith("/chat/completions")
     body, expect = (CHAT_BODY, b'"finish_reason"') if chat else (RESPONSES_BODY, b'"completed"')
     secret = args.other_key
     return Target(
-        "other", endpoint(port, args.other_path, secret, body, expect), stack.procs["other"][0].pid
+        args.other_name,
+        endpoint(port, args.other_path, secret, body, expect),
+        stack.procs[args.other_name][0].pid,
     )
 
 
@@ -284,6 +298,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="a second gateway's command line; {port} and {upstream} are filled in",
     )
+    parser.add_argument("--other-name", default="other", help="its column's name")
     parser.add_argument(
         "--other-path", default="/v1/chat/completions", help="the path it is asked on"
     )

@@ -428,8 +428,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def wait_ready(stack: Stack, url: str, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_ready(
+    stack: Stack, url: str, headers: dict[str, str] | None = None, within: float = START_TIMEOUT_S
+) -> None:
+    deadline = time.monotonic() + within
     with httpx.Client(timeout=2.0) as client:
         while True:
             stack.check_alive()
@@ -439,7 +441,7 @@ def wait_ready(stack: Stack, url: str, headers: dict[str, str] | None = None) ->
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer within {START_TIMEOUT_S:g} s")
+                raise RuntimeError(f"{url} did not answer within {within:g} s")
             time.sleep(0.1)
 
 

@@ -48,6 +48,16 @@ def _classified(exc: Exception) -> Exception:
 
 
 class ClassifiedAiohttpTransport(AiohttpTransport):
+    def get_client(self) -> aiohttp.ClientSession:
+        """httpx keeps the cookies (as it does over httpcore); a jar in aiohttp too would send
+        them twice."""
+        connector = aiohttp.TCPConnector(
+            limit=LIMITS.max_connections or 0,
+            keepalive_timeout=LIMITS.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.userinfo:
             # httpx has made them the Authorization header already; aiohttp refuses both.

@@ -1,5 +1,6 @@
 """A background run's events reach the Redis event log in order, in few appends, without
-waiting for more, and a lost lease still stops the run."""
+waiting for more, and a lost lease still stops the run; the last ones and the end marker go in
+one fenced step."""
 
 from __future__ import annotations
 
@@ -111,3 +112,25 @@ async def test_discard_keeps_the_rest_out(client: aioredis.Redis, response_id: s
     await writer.discard()
     kept = [e["sequence_number"] for e in await stored(log, response_id)]
     assert kept in ([0], [0, 1])  # event 1 may have been on its way already; 2 never is
+
+
+async def test_the_fenced_end_writes_the_last_events_and_the_marker_together(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    assert await log.fence(response_id, 1) == 0
+    await log.append(response_id, [event(0)], 1)
+    assert await log.fence(response_id, 1) == 1  # the claim learns the length in one trip
+    await log.end(response_id, 60, [event(1), event(2)], epoch=1)
+    assert [e["sequence_number"] async for e in log.follow(response_id, -1)] == [0, 1, 2]
+    assert 0 < await client.ttl(f"rapport:events:{response_id}") <= 60
+
+
+async def test_a_run_that_lost_its_lease_cannot_end_the_log(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    await log.fence(response_id, 2)  # attempt 2 holds it
+    with pytest.raises(LeaseLost):
+        await log.end(response_id, 60, [event(0)], epoch=1)
+    assert await log.next_sequence(response_id) == 0  # neither the event nor the marker

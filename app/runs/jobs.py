@@ -12,6 +12,7 @@ re-enqueue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,8 +58,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     epoch = row.attempts  # this run's attempt: every write below is fenced by it
     snapshot = convert.to_wire(row, [])
     try:
-        await events_log.fence(row.id, epoch)
-        if await events_log.next_sequence(row.id) < ANNOUNCED_EVENTS:
+        if await events_log.fence(row.id, epoch) < ANNOUNCED_EVENTS:
             # Accepted while Redis was down: the announcement is written now, before the rest.
             queued = convert.to_wire(row, [])
             queued.status = "queued"
@@ -99,13 +99,10 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     if await responses.settle(started, outcome) is not outcome:
         return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
     final = convert.to_wire(row, outcome.output)
-    try:
-        await events_log.append(
-            row.id, [emitter.event(TERMINAL_EVENTS[outcome.status], response=final)], epoch
-        )
-    except LeaseLost:
-        return
-    await events_log.end(row.id, runtime.settings.event_ttl_seconds)
+    terminal = emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
+    # LeaseLost: another attempt holds the log; EventLogClosed: a cancel ended it meanwhile.
+    with contextlib.suppress(LeaseLost, EventLogClosed):
+        await events_log.end(row.id, runtime.settings.event_ttl_seconds, [terminal], epoch)
 
 
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:

@@ -2,9 +2,10 @@
 
 httpx stays the API the providers see; underneath, by default, aiohttp's connection pool does
 the I/O (the `httpx-aiohttp` transport, the one the openai SDK offers as its
-`DefaultAioHttpClient`). Under load httpcore's own pool spent more CPU per call than the rest
-of the call put together (anyio task and socket lookups, a readable-socket probe on every
-reuse); `RAPPORT_UPSTREAM_TRANSPORT=httpx` goes back to it.
+`DefaultAioHttpClient`). Under load httpcore's own pool spent a sixth of Rapport's CPU on
+anyio task and socket lookups and a readable-socket probe on every reuse; on aiohttp a stored
+create costs about a quarter less CPU (bench/RESULTS.md). `RAPPORT_UPSTREAM_TRANSPORT=httpx`
+goes back to httpcore.
 
 The aiohttp transport names some connection failures timeouts (a refused or reset connection
 becomes `httpx.ConnectTimeout`); `ClassifiedAiohttpTransport` re-raises those as the httpx

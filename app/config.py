@@ -13,6 +13,7 @@ import msgspec
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rapport.db"
 DEFAULT_UPSTREAM_BASE_URL = "https://api.openai.com/v1"
 
+UpstreamTransport = Literal["aiohttp", "httpx"]
 ProviderKind = Literal["openai-chat", "anthropic", "gemini", "openai-responses"]
 # Where each provider's own API lives: a route that names no `base_url` goes there.
 PROVIDER_BASE_URLS: dict[str, str] = {
@@ -146,6 +147,8 @@ class Settings(msgspec.Struct, frozen=True):
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     # How long `serve` and `worker` let running responses end before they exit.
     shutdown_grace_seconds: float = 10.0
+    # What carries the upstream calls under httpx (app/providers/upstream_client.py).
+    upstream_transport: UpstreamTransport = "aiohttp"
     log_level: str = "INFO"
     # "json" or "console"; unset: console on a terminal, JSON anywhere else (app/logs.py).
     log_format: Literal["json", "console"] | None = None
@@ -188,6 +191,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_answer_bytes=_bytes(env, "RAPPORT_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES),
         shutdown_grace_seconds=_float(env, "RAPPORT_SHUTDOWN_GRACE", 10.0),
+        upstream_transport=_transport(env.get("RAPPORT_UPSTREAM_TRANSPORT")),
         log_level=_log_level(env.get("RAPPORT_LOG_LEVEL")),
         log_format=_log_format(env.get("RAPPORT_LOG_FORMAT")),
         lease_seconds=_float(env, "RAPPORT_LEASE_SECONDS", 30.0),
@@ -236,6 +240,15 @@ def _log_format(raw: str | None) -> Literal["json", "console"] | None:
     if value == "console":
         return "console"
     raise ConfigError(f"RAPPORT_LOG_FORMAT must be 'json' or 'console', not {raw!r}")
+
+
+def _transport(raw: str | None) -> UpstreamTransport:
+    value = (raw or "aiohttp").strip().lower()
+    if value == "aiohttp":
+        return "aiohttp"
+    if value == "httpx":
+        return "httpx"
+    raise ConfigError(f"RAPPORT_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx', not {raw!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

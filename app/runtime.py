@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db.session import create_engine, create_sessionmaker
 from app.providers.registry import ProviderRegistry
+from app.providers.upstream_client import upstream_client
 from app.queue.base import JobQueue
 from app.queue.local import LocalQueue
 from app.queue.redis import RedisJobQueue
@@ -31,13 +32,11 @@ class Runtime:
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(self.engine)
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(
+        self.http = upstream_client(
+            settings.upstream_transport,
+            httpx.Timeout(
                 settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
             ),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-            transport=httpx.AsyncHTTPTransport(retries=2),
-            follow_redirects=False,
         )
         self.providers = ProviderRegistry(settings, self.http)
         self.redis: aioredis.Redis | None = None

@@ -160,7 +160,7 @@ class Target:
     gateway: Endpoint
     libpq_url: str
     redis_url: str
-    worker_pid: int
+    worker_pids: list[int]
     meter: CpuMeter
 
 
@@ -291,13 +291,15 @@ async def measure(
             requeued, commands = await runner.requeued(), await runner.commands()
             before, started, resumed = meter.snapshot(), time.time(), None
             if pause_worker:  # the drain: fill the queue with the worker paused, then let go
-                os.kill(target.worker_pid, signal.SIGSTOP)
+                for pid in target.worker_pids:
+                    os.kill(pid, signal.SIGSTOP)
                 try:
                     submitted = await jobs()
                     await asyncio.sleep(0.5)  # the API's last writes, not charged to the drain
                     before, resumed = meter.snapshot(), time.time()
                 finally:
-                    os.kill(target.worker_pid, signal.SIGCONT)
+                    for pid in target.worker_pids:
+                        os.kill(pid, signal.SIGCONT)
             else:
                 submitted = await jobs()
             await runner.finished(submitted, args.job_timeout, alive)
@@ -507,13 +509,14 @@ def throughput_section(args: argparse.Namespace, e2e: Phase, drain: Phase) -> li
 
 def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    bound = args.worker_concurrency / (args.delay_ms / 1000) if args.delay_ms else float("inf")
+    slots = args.worker_concurrency * args.workers
+    bound = slots / (args.delay_ms / 1000) if args.delay_ms else float("inf")
     lines = [
         f"## background · postgres + Redis · {when} · commit {commit}",
         "",
         (
-            f"One `rapport serve` and one `rapport worker --concurrency {args.worker_concurrency}`"
-            f" on Redis (`{args.redis_url}`, flushed); upstream delay "
+            f"One `rapport serve` and {args.workers} x `rapport worker --concurrency "
+            f"{args.worker_concurrency}` on Redis (`{args.redis_url}`, flushed); upstream delay "
             f"{args.delay_ms} ms (a run is ≥ {args.delay_ms} ms, so the upstream bound is "
             f"{bound:.0f} jobs/s); every job is a stored background create of a short prompt; "
             f"{args.warmup} warm-up jobs, then ANALYZE; {result.machine}."
@@ -586,12 +589,15 @@ def run(args: argparse.Namespace) -> Measurement:
         stack.spawn("upstream", upstream, env, tmp, source)
         stack.spawn("rapport", [rapport, "serve", "--port", str(gateway_port)], env, tmp, source)
         worker = [rapport, "worker", "--concurrency", str(args.worker_concurrency)]
-        stack.spawn("worker", worker, env, tmp, source)
-        worker_pid = stack.procs["worker"][0].pid
+        worker_pids = []
+        for number in range(args.workers):
+            stack.spawn(f"worker{number}", worker, env, tmp, source)
+            worker_pids.append(stack.procs[f"worker{number}"][0].pid)
 
         def resume_worker() -> None:  # a worker left paused would not act on SIGTERM
-            with contextlib.suppress(ProcessLookupError):  # it exited and was reaped
-                os.kill(worker_pid, signal.SIGCONT)
+            for pid in worker_pids:
+                with contextlib.suppress(ProcessLookupError):  # it exited and was reaped
+                    os.kill(pid, signal.SIGCONT)
 
         stack.push("worker resume", resume_worker)  # undone before the worker is stopped
         wait_ready(stack, f"http://127.0.0.1:{upstream_port}/v1/models")
@@ -608,7 +614,7 @@ def run(args: argparse.Namespace) -> Measurement:
         meter = CpuMeter(
             {
                 "api": lambda: [stack.procs["rapport"][0].pid],
-                "worker": lambda: [worker_pid],
+                "worker": lambda: worker_pids,
                 "upstream": lambda: [stack.procs["upstream"][0].pid],
                 "postgres": ours,
                 "postgres_other": others,
@@ -616,7 +622,7 @@ def run(args: argparse.Namespace) -> Measurement:
                 "client": lambda: [os.getpid()],
             }
         )
-        target = Target(gateway, url.replace("+asyncpg", "", 1), args.redis_url, worker_pid, meter)
+        target = Target(gateway, url.replace("+asyncpg", "", 1), args.redis_url, worker_pids, meter)
         try:
             main: Awaitable[Measurement] = measure(args, target, stack.check_alive)
             return run_bounded(main, args.max_seconds)
@@ -642,6 +648,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-concurrency", type=int, default=32, help="rapport worker --concurrency (32)"
     )
+    parser.add_argument("--workers", type=int, default=1, help="rapport worker processes (1)")
     parser.add_argument("--delay-ms", type=int, default=200, help="upstream's delay (200)")
     parser.add_argument(
         "--redis-url", default=DEFAULT_REDIS_URL, help="a Redis db of the bench's own (flushed)"

@@ -428,8 +428,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def wait_ready(stack: Stack, url: str, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_ready(
+    stack: Stack, url: str, headers: dict[str, str] | None = None, within: float = START_TIMEOUT_S
+) -> None:
+    deadline = time.monotonic() + within
     with httpx.Client(timeout=2.0) as client:
         while True:
             stack.check_alive()
@@ -439,7 +441,7 @@ def wait_ready(stack: Stack, url: str, headers: dict[str, str] | None = None) ->
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer within {START_TIMEOUT_S:g} s")
+                raise RuntimeError(f"{url} did not answer within {within:g} s")
             time.sleep(0.1)
 
 
@@ -493,6 +495,32 @@ def endpoints(upstream_port: int, gateway_port: int, secret: str) -> tuple[Endpo
     return direct, gateway
 
 
+def rapport_env(database_url: str, upstream_url: str) -> dict[str, str]:
+    """This process's environment without its RAPPORT_* settings, plus the bench's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+    return env | {
+        "RAPPORT_DATABASE_URL": database_url,
+        "RAPPORT_UPSTREAM_BASE_URL": upstream_url,
+        "RAPPORT_UPSTREAM_API_KEY": "sk-upstream-bench",
+        "RAPPORT_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def prepare_rapport(rev: str | None, env: dict[str, str], tmp: Path) -> tuple[Path, str, str]:
+    """The source tree to run (`rev` exported, else this one), the `rapport` command, and the
+    secret of a new key in a migrated database. Sets PYTHONPATH in `env` for a revision."""
+    source = ROOT
+    if rev:
+        # The console script imports `app` from PYTHONPATH before the editable install.
+        source = export_tree(rev, tmp / "source")
+        env["PYTHONPATH"] = str(source)
+    rapport = rapport_executable()
+    run_cli([rapport, "db", "upgrade"], env, source)
+    keys = run_cli([rapport, "keys", "create", "--name", "bench"], env, source)
+    return source, rapport, keys.splitlines()[-1]
+
+
 @dataclass
 class Served:
     """`rapport serve` and the test upstream, running; what a run needs to talk to them."""
@@ -513,24 +541,9 @@ def serving(args: argparse.Namespace, delay_ms: int = 0) -> Iterator[Served]:
         tmp = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
         stack.push("temp dir", lambda: shutil.rmtree(tmp, ignore_errors=True))
         with database(args, stack, tmp) as url:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
             upstream_port, gateway_port = free_port(), free_port()
-            env |= {
-                "RAPPORT_DATABASE_URL": url,
-                "RAPPORT_UPSTREAM_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-                "RAPPORT_UPSTREAM_API_KEY": "sk-upstream-bench",
-                "RAPPORT_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
-            }
-            source = ROOT
-            if args.rev:
-                # The console script imports `app` from PYTHONPATH before the editable install.
-                source = export_tree(args.rev, tmp / "source")
-                env["PYTHONPATH"] = str(source)
-            rapport = rapport_executable()
-            run_cli([rapport, "db", "upgrade"], env, source)
-            keys = run_cli([rapport, "keys", "create", "--name", "bench"], env, source)
-            secret = keys.splitlines()[-1]
+            env = rapport_env(url, f"http://127.0.0.1:{upstream_port}/v1")
+            source, rapport, secret = prepare_rapport(args.rev, env, tmp)
             upstream_argv = [sys.executable, str(source / "tests" / "upstream.py")]
             upstream_argv += ["--port", str(upstream_port), "--delay-ms", str(delay_ms)]
             stack.spawn("upstream", upstream_argv, env, tmp, source)

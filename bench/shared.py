@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import os
@@ -174,6 +175,16 @@ def run_bounded(main: Awaitable[T], limit: float) -> T:
     except ImportError:
         return asyncio.run(bounded())
     return uvloop.run(bounded())
+
+
+def common_arguments(parser: argparse.ArgumentParser, max_seconds: float = 900.0) -> None:
+    """The options every script takes: --rev, --admin-url, --max-seconds, --no-record."""
+    parser.add_argument(
+        "--rev", default=None, help="benchmark this git revision (exported) instead of the tree"
+    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="libpq URL to CREATE DB")
+    parser.add_argument("--max-seconds", type=float, default=max_seconds, help="abort after this")
+    parser.add_argument("--no-record", action="store_true", help="do not append RESULTS.md")
 
 
 def bench_main(

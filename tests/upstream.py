@@ -85,6 +85,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    # The client's port: two requests with the same port came over one kept-alive connection.
+    client_port: int = 0
 
 
 @dataclass
@@ -479,7 +481,9 @@ class TestUpstream:
         path, method = scope["path"], scope["method"]
         if self.record:
             with self._lock:
-                self._requests.append(RecordedRequest(method, path, headers, body or {}))
+                client_port = (scope.get("client") or ("", 0))[1]
+                recorded = RecordedRequest(method, path, headers, body or {}, client_port)
+                self._requests.append(recorded)
         if path == "/v1/models" and method == "GET":
             return await _send_json(send, 200, MODELS)
         if path != "/v1/chat/completions" or method != "POST":

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from app import __version__, logs, redact
@@ -27,6 +28,9 @@ from app.config import Settings
 log = logging.getLogger("rapport")
 PROBE_TIMEOUT = 3.0
 MAX_PROBES = 8
+# How uvicorn serves Rapport; bench/floor_app.py serves its no-op app the same way, so the
+# two stay comparable.
+UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "server_header": False}
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,9 +47,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+        **UVICORN_OPTIONS,
         # The hard end of a shutdown; running responses are ended a moment before it
         # (app/shutdown.py), with their terminal event.
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),

@@ -17,8 +17,9 @@ events: its appends raise `LeaseLost` and it stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -44,6 +45,14 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 for i = 2, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1]) end
 return 1
 """
+# The last events and the end marker, in one step, only while the fence holds the attempt.
+_FENCED_END = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 4, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1]) end
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 FENCE_TTL_SECONDS = 86_400
 
 
@@ -58,16 +67,24 @@ class EventLog(Protocol):
         the fence holds that attempt."""
         ...
 
-    async def fence(self, response_id: str, epoch: int) -> None:
-        """Give the log to attempt `epoch` (0: to nobody, until the next claim)."""
+    async def fence(self, response_id: str, epoch: int) -> int:
+        """Give the log to attempt `epoch` (0: to nobody, until the next claim); returns how
+        many events it holds (what `next_sequence` would say), in the same round trip."""
         ...
 
     async def next_sequence(self, response_id: str) -> int:
         """The sequence number the next event of this response gets."""
         ...
 
-    async def end(self, response_id: str, ttl_seconds: float) -> None:
-        """Mark the log complete; it is dropped `ttl_seconds` later."""
+    async def end(
+        self,
+        response_id: str,
+        ttl_seconds: float,
+        final: Sequence[dict[str, Any]] = (),
+        epoch: int | None = None,
+    ) -> None:
+        """Append `final`, then mark the log complete; it is dropped `ttl_seconds` later. With
+        `epoch`, LeaseLost (and nothing written) unless the fence holds that attempt."""
         ...
 
     async def truncate(self, response_id: str, keep: int) -> None:
@@ -85,13 +102,18 @@ class RedisEventLog:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._fenced_append = client.register_script(_FENCED_APPEND)
+        self._fenced_end = client.register_script(_FENCED_END)
 
     @staticmethod
     def _key(response_id: str) -> str:
         return f"rapport:events:{response_id}"
 
-    async def fence(self, response_id: str, epoch: int) -> None:
-        await self._redis.set(f"rapport:fence:{response_id}", str(epoch), ex=FENCE_TTL_SECONDS)
+    async def fence(self, response_id: str, epoch: int) -> int:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"rapport:fence:{response_id}", str(epoch), ex=FENCE_TTL_SECONDS)
+            pipe.xlen(self._key(response_id))
+            _, held = await pipe.execute()
+        return int(held)
 
     async def append(
         self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
@@ -99,11 +121,11 @@ class RedisEventLog:
         if not events:
             return
         key = self._key(response_id)
-        try:
+        with _closed_is_refused(response_id):
             if epoch is not None:
                 arguments: list[Any] = [str(epoch)]
                 for event in events:
-                    arguments += [f"0-{event['sequence_number'] + 1}", encoder.encode(event)]
+                    arguments += _entry(event)
                 keys = [key, f"rapport:fence:{response_id}"]
                 if not await self._fenced_append(keys=keys, args=arguments):
                     raise LeaseLost(response_id)
@@ -113,20 +135,31 @@ class RedisEventLog:
                     entry_id = f"0-{event['sequence_number'] + 1}"
                     pipe.xadd(key, {"e": encoder.encode(event)}, id=entry_id)
                 await pipe.execute()
-        except ResponseError as exc:
-            # The end marker's id is above every event id: appending after it is refused.
-            if "equal or smaller" in str(exc):
-                raise EventLogClosed(response_id) from None
-            raise
 
     async def next_sequence(self, response_id: str) -> int:
         return int(await self._redis.xlen(self._key(response_id)))
 
-    async def end(self, response_id: str, ttl_seconds: float) -> None:
-        key = self._key(response_id)
+    async def end(
+        self,
+        response_id: str,
+        ttl_seconds: float,
+        final: Sequence[dict[str, Any]] = (),
+        epoch: int | None = None,
+    ) -> None:
+        key, ttl, marker = self._key(response_id), max(1, int(ttl_seconds)), {"type": END}
+        if epoch is not None:
+            arguments: list[Any] = [str(epoch), encoder.encode(marker), ttl]
+            for event in final:
+                arguments += _entry(event)
+            keys = [key, f"rapport:fence:{response_id}"]
+            with _closed_is_refused(response_id):
+                if not await self._fenced_end(keys=keys, args=arguments):
+                    raise LeaseLost(response_id)
+            return
+        await self.append(response_id, final)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"e": encoder.encode({"type": END})}, id="*")
-            pipe.expire(key, max(1, int(ttl_seconds)))
+            pipe.xadd(key, {"e": encoder.encode(marker)}, id="*")
+            pipe.expire(key, ttl)
             await pipe.execute()
 
     async def truncate(self, response_id: str, keep: int) -> None:
@@ -156,6 +189,22 @@ class RedisEventLog:
                 return  # expired or never written: nothing more will come
 
 
+@contextlib.contextmanager
+def _closed_is_refused(response_id: str) -> Iterator[None]:
+    """The end marker's id is above every event id: Redis refuses an event after it."""
+    try:
+        yield
+    except ResponseError as exc:
+        if "equal or smaller" in str(exc):
+            raise EventLogClosed(response_id) from None
+        raise
+
+
+def _entry(event: dict[str, Any]) -> list[Any]:
+    """An event's stream entry id and its encoded body, as the scripts take them."""
+    return [f"0-{event['sequence_number'] + 1}", encoder.encode(event)]
+
+
 class MemoryEventLog:
     """In-process log for the embedded default: lists, a condition to wake tailers, expiry."""
 
@@ -165,8 +214,9 @@ class MemoryEventLog:
         self._fences: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    async def fence(self, response_id: str, epoch: int) -> None:
+    async def fence(self, response_id: str, epoch: int) -> int:
         self._fences[response_id] = epoch
+        return len(self._events.get(response_id, []))
 
     async def append(
         self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
@@ -182,7 +232,14 @@ class MemoryEventLog:
     async def next_sequence(self, response_id: str) -> int:
         return len(self._events.get(response_id, []))
 
-    async def end(self, response_id: str, ttl_seconds: float) -> None:
+    async def end(
+        self,
+        response_id: str,
+        ttl_seconds: float,
+        final: Sequence[dict[str, Any]] = (),
+        epoch: int | None = None,
+    ) -> None:
+        await self.append(response_id, final, epoch)
         async with self._changed:
             self._events.setdefault(response_id, [])
             self._ended[response_id] = time.monotonic() + ttl_seconds

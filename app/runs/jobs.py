@@ -2,15 +2,17 @@
 
 A run first claims its row (queued → in_progress, attempts + 1) with a conditional UPDATE; a run
 that claims nothing exits, so a job delivered twice runs once. It rebuilds the generation from
-the stored request, items and history, appends every event to the response's event log, and
-ends through the same settle as a foreground response. Cancelled mid-run, it leaves the
-response as the cancel stored it (what the cancel answered is what stays), or gives a response
-it was interrupted on (shutdown) back to the queue for the sweeper to re-enqueue.
+the stored request, items and history, appends its events to the response's event log (a burst
+of them in one append: app/runs/log_writer.py), and ends through the same settle as a
+foreground response. Cancelled mid-run, it leaves the response as the cancel stored it (what
+the cancel answered is what stays), or gives a response it was interrupted on (shutdown) back
+to the queue for the sweeper to re-enqueue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -35,6 +37,7 @@ from app.runs import loop
 from app.runs import outcome as outcomes
 from app.runs.event_log import EventLogClosed, LeaseLost
 from app.runs.foreground import TERMINAL_EVENTS
+from app.runs.log_writer import LogWriter
 from app.runs.started import Started
 from app.runtime import Runtime
 from app.tools import credentials, toolset
@@ -56,8 +59,7 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     epoch = row.attempts  # this run's attempt: every write below is fenced by it
     snapshot = convert.to_wire(row, [])
     try:
-        await events_log.fence(row.id, epoch)
-        if await events_log.next_sequence(row.id) < ANNOUNCED_EVENTS:
+        if await events_log.fence(row.id, epoch) < ANNOUNCED_EVENTS:
             # Accepted while Redis was down: the announcement is written now, before the rest.
             queued = convert.to_wire(row, [])
             queued.status = "queued"
@@ -71,49 +73,54 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         return  # cancelled between the claim and the first event: the cancel ended it all
     me = asyncio.current_task()
     events = run.events()
+    writer = LogWriter(events_log, row.id, epoch)
     try:
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):
             async for event in events:
-                await events_log.append(row.id, [event], epoch)
+                writer.add(event)
+            await writer.flush()
     except asyncio.CancelledError:
+        await asyncio.shield(writer.discard())
         await asyncio.shield(_after_abort(runtime, started))
         raise
     except LeaseLost:
+        await writer.discard()
         await events.aclose()  # another attempt holds the response now: leave it be
         log.warning("run stopped: its lease was lost", extra={"response_id": row.id})
         return
     except EventLogClosed:
         # Cancelled while the abort was still on its way: stop here, as the abort would.
+        await writer.discard()
         await events.aclose()
         await _after_abort(runtime, started)
         return
+    except BaseException:
+        await writer.discard()
+        raise
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
     if await responses.settle(started, outcome) is not outcome:
         return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
     final = convert.to_wire(row, outcome.output)
-    try:
-        await events_log.append(
-            row.id, [emitter.event(TERMINAL_EVENTS[outcome.status], response=final)], epoch
-        )
-    except LeaseLost:
-        return
-    await events_log.end(row.id, runtime.settings.event_ttl_seconds)
+    terminal = emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
+    # LeaseLost: another attempt holds the log; EventLogClosed: a cancel ended it meanwhile.
+    with contextlib.suppress(LeaseLost, EventLogClosed):
+        await events_log.end(row.id, runtime.settings.event_ttl_seconds, [terminal], epoch)
 
 
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:
     """Take the response if it is still queued, and rebuild what it is to generate."""
     now = utcnow()
     async with unit_of_work(runtime.sessions) as session:
-        claimed = await session.scalar(
+        # The claimed row comes back with the UPDATE: no second round trip to read it.
+        row = await session.scalar(
             sa.update(ResponseRow)
             .where(ResponseRow.id == response_id, ResponseRow.status == "queued")
             .values(status="in_progress", attempts=ResponseRow.attempts + 1, heartbeat_at=now)
-            .returning(ResponseRow.id)
+            .returning(ResponseRow)
         )
-        if claimed is None:
+        if row is None:
             return None
-        row = await session.get_one(ResponseRow, response_id)
         stored = dict(row.request or {})
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)

@@ -1,0 +1,136 @@
+"""A background run's events reach the Redis event log in order, in few appends, without
+waiting for more, and a lost lease still stops the run; the last ones and the end marker go in
+one fenced step."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.runs.event_log import LeaseLost, RedisEventLog
+from app.runs.log_writer import LogWriter
+
+REDIS_URL = os.environ.get("RAPPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+class CountingLog(RedisEventLog):
+    """The real Redis log, remembering the size of each append it was asked for."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        super().__init__(client)
+        self.batches: list[int] = []
+
+    async def append(
+        self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
+    ) -> None:
+        self.batches.append(len(events))
+        await super().append(response_id, events, epoch)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def response_id(client: aioredis.Redis) -> AsyncIterator[str]:
+    response_id = f"resp_logwriter{secrets.token_hex(6)}"
+    yield response_id
+    await client.delete(f"rapport:events:{response_id}", f"rapport:fence:{response_id}")
+
+
+def event(number: int) -> dict[str, Any]:
+    return {"type": "response.output_text.delta", "sequence_number": number, "delta": f"w{number}"}
+
+
+async def stored(log: RedisEventLog, response_id: str) -> list[dict[str, Any]]:
+    await log.end(response_id, 60)
+    return [e async for e in log.follow(response_id, -1)]
+
+
+async def test_a_burst_goes_in_order_in_few_appends(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = CountingLog(client)
+    await log.fence(response_id, 1)
+    writer = LogWriter(log, response_id, 1)
+    for number in range(50):
+        writer.add(event(number))
+    await writer.flush()
+    assert [e["sequence_number"] for e in await stored(log, response_id)] == list(range(50))
+    assert sum(log.batches) == 50
+    assert len(log.batches) <= 3  # the first event alone, then the rest of the burst
+
+
+async def test_a_lone_event_is_sent_without_a_flush(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    await log.fence(response_id, 1)
+    writer = LogWriter(log, response_id, 1)
+    writer.add(event(0))
+    async with asyncio.timeout(2):  # a live tailer gets it, though no flush and no more come
+        first = await anext(aiter(log.follow(response_id, -1)))
+    assert first == event(0)
+    await writer.flush()
+
+
+async def test_a_lost_lease_stops_the_run_at_its_next_event(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    await log.fence(response_id, 1)
+    writer = LogWriter(log, response_id, 1)
+    writer.add(event(0))
+    await writer.flush()
+    await log.fence(response_id, 2)  # the sweeper gave the response to another attempt
+    writer.add(event(1))
+    with pytest.raises(LeaseLost):
+        await writer.flush()
+    writer.add(event(2))
+    with pytest.raises(LeaseLost):  # nor does a later event get in
+        await writer.flush()
+    assert [e["sequence_number"] for e in await stored(log, response_id)] == [0]
+
+
+async def test_discard_keeps_the_rest_out(client: aioredis.Redis, response_id: str) -> None:
+    log = RedisEventLog(client)
+    await log.fence(response_id, 1)
+    writer = LogWriter(log, response_id, 1)
+    writer.add(event(0))
+    await writer.flush()
+    writer.add(event(1))
+    writer.add(event(2))
+    await writer.discard()
+    kept = [e["sequence_number"] for e in await stored(log, response_id)]
+    assert kept in ([0], [0, 1])  # event 1 may have been on its way already; 2 never is
+
+
+async def test_the_fenced_end_writes_the_last_events_and_the_marker_together(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    assert await log.fence(response_id, 1) == 0
+    await log.append(response_id, [event(0)], 1)
+    assert await log.fence(response_id, 1) == 1  # the claim learns the length in one trip
+    await log.end(response_id, 60, [event(1), event(2)], epoch=1)
+    assert [e["sequence_number"] async for e in log.follow(response_id, -1)] == [0, 1, 2]
+    assert 0 < await client.ttl(f"rapport:events:{response_id}") <= 60
+
+
+async def test_a_run_that_lost_its_lease_cannot_end_the_log(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = RedisEventLog(client)
+    await log.fence(response_id, 2)  # attempt 2 holds it
+    with pytest.raises(LeaseLost):
+        await log.end(response_id, 60, [event(0)], epoch=1)
+    assert await log.next_sequence(response_id) == 0  # neither the event nor the marker

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import UpstreamTransport
+from app.config import ModelRoute, UpstreamTransport
 from app.providers.base import (
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -38,7 +38,8 @@ def chat(text: str, **extra: Any) -> dict[str, Any]:
 @pytest.fixture(params=TRANSPORTS)
 async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[Endpoint]:
     client = upstream_client(request.param, httpx.Timeout(1.0, connect=1.0))
-    yield Endpoint(client, {"authorization": f"Bearer {KEY}"}, 1.0, KEY)
+    route = ModelRoute(name="test-model", timeout_seconds=1.0)
+    yield Endpoint(client, {"authorization": f"Bearer {KEY}"}, route, KEY)
     await client.aclose()
 
 

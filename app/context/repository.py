@@ -3,12 +3,13 @@
 Each read is one statement at any length of history. With a `budget` (the tokens the history
 may take: the window less instructions, tools, the new input and the answer's reserve), the
 cut is found in SQL from the stored per-item token counts, newest first, so only the items
-that can be sent are transferred and decoded: a turn on a 10,000-item conversation reads about
-what fits, not 10,000 bodies. The newest item always comes back (with the history's total), so
-a caller can tell an empty history from one cut to nothing. Everything is read when the cut
-cannot be trusted: an item without a cached count for this encoding, or a compaction item
-(which replaces earlier items, so their counts do not add up to what is sent).
-"""
+that can be sent are transferred and decoded. A chain's cut is a window function over the
+chain's items; a conversation's comes from running counts kept on its rows (migration 0010),
+so a turn on a 10,000-item conversation walks about what fits, not 10,000 rows. The newest
+item always comes back (with the tokens left out), so a caller can tell an empty history from
+one cut to nothing. Everything is read when the cut cannot be trusted: an item without a
+cached count for this encoding, or a compaction item (which replaces earlier items, so their
+counts do not add up to what is sent)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ConversationItem, Item, ResponseRow
+from app.db.models import Conversation, ConversationItem, Item, ResponseRow
 
 RESPONSES: sa.Table = ResponseRow.__table__  # type: ignore[assignment]
 ITEMS: sa.Table = Item.__table__  # type: ignore[assignment]
 LINKS: sa.Table = ConversationItem.__table__  # type: ignore[assignment]
+CONVERSATIONS: sa.Table = Conversation.__table__  # type: ignore[assignment]
 
 
 class Read(msgspec.Struct):
@@ -116,49 +118,60 @@ _CHAIN = {"postgresql": _chain_statement(lateral=True), "sqlite": _chain_stateme
 
 
 def _conversation_statement(aggregated: bool) -> sa.Executable:
-    """The cut is found in `conversation_items` alone (each row carries its item's count and
-    type): a window function over one index range of a narrow table gives the first seq to
-    read; only from there is `items` joined for the bodies. On Postgres bodies and counts come
-    back as two JSON arrays (json_agg in seq order), each decoded in one call: per-row result
-    processing costs ≈ 16 µs an item."""
-    count = sa.case(
-        (LINKS.c.token_encoding == sa.bindparam("token_encoding"), LINKS.c.token_count),
-        else_=sa.null(),
-    )
+    """The cut comes from the running counts (migration 0010): where the conversation's counts
+    can be trusted for this encoding, the last item that does not fit is found by walking the
+    (conversation_id, seq) key back from the newest item while `tokens_before` still leaves the
+    rest within the budget — a walk over what fits, whatever the conversation's length, and no
+    statistics needed to plan it. Only from there is `items` joined for the bodies. On
+    Postgres bodies and counts come back as two JSON arrays (json_agg in seq order), each
+    decoded in one call: per-row result processing costs ≈ 16 µs an item."""
     mine = LINKS.c.conversation_id == sa.bindparam("conversation_id")
-    rows = (
-        sa.select(LINKS.c.seq, count.label("token_count"), LINKS.c.item_type.label("type"))
-        .where(mine)
-        .subquery("rows")
+    latest = LINKS.alias("latest")
+    newest = (
+        sa.select(sa.func.max(latest.c.seq))
+        .where(latest.c.conversation_id == sa.bindparam("conversation_id"))
+        .scalar_subquery()
     )
-    cut = sa.select(rows.c.seq, *_cut(rows, (rows.c.seq.desc(),))).subquery("cut")
-    bounds = (
-        sa.select(
-            sa.func.min(cut.c.seq).label("first_seq"),
-            sa.func.max(cut.c.total_tokens).label("total_tokens"),
-            sa.func.max(cut.c.newer_tokens).label("kept_tokens"),
+    budget = sa.bindparam("budget", type_=sa.Integer)
+    left_out = (
+        sa.select(LINKS.c.seq)
+        .where(
+            mine,
+            LINKS.c.seq < newest,  # the newest item always comes back
+            LINKS.c.tokens_before < CONVERSATIONS.c.tokens_total - budget,
         )
-        .where(_kept(cut))
+        .order_by(LINKS.c.seq.desc())
+        .limit(1)
+        .correlate(CONVERSATIONS)
+        .scalar_subquery()
+    )
+    trusted = sa.and_(
+        budget.is_not(None),
+        CONVERSATIONS.c.uncountable_items == 0,
+        CONVERSATIONS.c.token_encoding == sa.bindparam("token_encoding"),
+    )
+    bounds = (
+        sa.select(sa.case((trusted, left_out), else_=sa.null()).label("left_out"))
+        .where(CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
         .subquery("bounds")
     )
-    # The bodies' own cached counts (the copies may predate a recount with another encoding).
-    body_count = cached_count(ITEMS)
+    # The first row read carries the tokens not read: all before it (0 when it is the first).
     joined = (
-        sa.select(LINKS.c.seq, ITEMS.c.body, body_count.label("token_count"))
+        sa.select(LINKS.c.seq, ITEMS.c.body, cached_count(ITEMS).label("token_count"))
+        .add_columns(LINKS.c.tokens_before)
         .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
         .join(bounds, sa.true())
-        .where(mine, LINKS.c.seq >= bounds.c.first_seq)
+        .where(mine, LINKS.c.seq > sa.func.coalesce(bounds.c.left_out, -1))
     )
     if not aggregated:
-        return joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).order_by(LINKS.c.seq)
-    page = joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).subquery("page")
+        return joined.order_by(LINKS.c.seq)
+    page = joined.subquery("page")
     return sa.select(
         sa.type_coerce(sa.func.json_agg(aggregate_order_by(page.c.body, page.c.seq)), sa.JSON()),
         sa.type_coerce(
             sa.func.json_agg(aggregate_order_by(page.c.token_count, page.c.seq)), sa.JSON()
         ),
-        sa.func.max(page.c.total_tokens),
-        sa.func.max(page.c.kept_tokens),
+        sa.func.min(page.c.tokens_before),
     )
 
 
@@ -205,14 +218,12 @@ async def conversation_items(
     }
     if session.get_bind().dialect.name == "postgresql":
         row: Any = (await session.execute(_CONVERSATION["postgresql"], parameters)).one()
-        bodies, counts, total, kept = row
-        return Read(list(bodies or []), list(counts or []), _omitted(total, kept or 0))
+        bodies, counts, omitted = row
+        return Read(list(bodies or []), list(counts or []), omitted or 0)
     rows = (await session.execute(_CONVERSATION["sqlite"], parameters)).all()
     if not rows:
         return Read([], [])
-    return Read(
-        [row[1] for row in rows], [row[2] for row in rows], _omitted(rows[0][3], rows[0][4] or 0)
-    )
+    return Read([row[1] for row in rows], [row[2] for row in rows], rows[0][3] or 0)
 
 
 def _omitted(total: int | None, kept: int) -> int:

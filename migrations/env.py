@@ -29,6 +29,10 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "postgresql" and config.attributes.get("analyze", True):
+        # Planner statistics for what the migrations made or rewrote: without autovacuum
+        # (or before it gets round to a table) Postgres would plan on guesses.
+        connection.exec_driver_sql("ANALYZE")
 
 
 async def _run_online() -> None:

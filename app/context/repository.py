@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, ConversationItem, Item, ResponseRow
+from app.db.scoping import owner_of
 
 RESPONSES: sa.Table = ResponseRow.__table__  # type: ignore[assignment]
 ITEMS: sa.Table = Item.__table__  # type: ignore[assignment]
@@ -73,24 +74,43 @@ def _kept(cut: Any) -> sa.ColumnElement[bool]:
 
 
 def _chain_statement(lateral: bool) -> sa.Executable:
-    """The recursive walk by primary key (every row owner-scoped), then each turn's items —
-    on Postgres through LATERAL, so each turn is an index range read whatever the planner
-    guesses of the chain's length (without statistics it would hash all of `items`)."""
+    """The recursive walk by primary key (every row owner-scoped), then each turn's items.
+
+    On Postgres each step is a LATERAL subquery with `OFFSET 0`, which the planner may not
+    flatten into a join: the parent is then a primary-key lookup and each turn's items an
+    index range read, whatever it guesses of the tables. Without statistics it would
+    otherwise hash all of `items`, and all of the project's responses, for one chain
+    (tests/test_query_plans.py)."""
+    project: sa.BindParameter[str] = sa.bindparam("project_id")
     chain = (
         sa.select(RESPONSES.c.id, RESPONSES.c.previous_response_id, sa.literal(0).label("depth"))
         .where(
             RESPONSES.c.id == sa.bindparam("newest_id"),
-            RESPONSES.c.project_id == sa.bindparam("project_id"),
+            owner_of(RESPONSES.c.project_id, project),
         )
         .cte("chain", recursive=True)
     )
     parent = RESPONSES.alias("parent")
-    chain = chain.union_all(
-        sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
-            parent.c.id == chain.c.previous_response_id,
-            parent.c.project_id == sa.bindparam("project_id"),
+    step = sa.select(parent.c.id, parent.c.previous_response_id)
+    if lateral:
+        fenced = (
+            step.where(parent.c.id == chain.c.previous_response_id)
+            .where(owner_of(parent.c.project_id, project))
+            .offset(0)
+            .lateral("step")
         )
-    )
+        chain = chain.union_all(
+            sa.select(fenced.c.id, fenced.c.previous_response_id, chain.c.depth + 1)
+            .select_from(chain)
+            .join(fenced, sa.true())
+        )
+    else:
+        chain = chain.union_all(
+            sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
+                parent.c.id == chain.c.previous_response_id,
+                owner_of(parent.c.project_id, project),
+            )
+        )
     fields = (
         ITEMS.c.body,
         cached_count(ITEMS).label("token_count"),
@@ -99,7 +119,7 @@ def _chain_statement(lateral: bool) -> sa.Executable:
         ITEMS.c.type,
     )
     if lateral:
-        turn = sa.select(*fields).where(ITEMS.c.response_id == chain.c.id).lateral("turn")
+        turn = sa.select(*fields).where(ITEMS.c.response_id == chain.c.id).offset(0).lateral("turn")
         joined = sa.select(chain.c.depth, *turn.c).select_from(chain).join(turn, sa.true())
     else:
         joined = sa.select(chain.c.depth, *fields).join(chain, ITEMS.c.response_id == chain.c.id)
@@ -156,16 +176,32 @@ def _conversation_statement(aggregated: bool) -> sa.Executable:
         .subquery("bounds")
     )
     # The first row read carries the tokens not read: all before it (0 when it is the first).
-    joined = (
-        sa.select(LINKS.c.seq, ITEMS.c.body, cached_count(ITEMS).label("token_count"))
-        .add_columns(LINKS.c.tokens_before)
-        .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
-        .join(bounds, sa.true())
-        .where(mine, LINKS.c.seq > sa.func.coalesce(bounds.c.left_out, -1))
-    )
     if not aggregated:
-        return joined.order_by(LINKS.c.seq)
-    page = joined.subquery("page")
+        return (
+            sa.select(LINKS.c.seq, ITEMS.c.body, cached_count(ITEMS).label("token_count"))
+            .add_columns(LINKS.c.tokens_before)
+            .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
+            .join(bounds, sa.true())
+            .where(mine, LINKS.c.seq > sa.func.coalesce(bounds.c.left_out, -1))
+            .order_by(LINKS.c.seq)
+        )
+    # Each body by primary key through a fenced LATERAL (as in the chain read): with
+    # statistics, Postgres guesses a third of the conversation is read and hashes all of
+    # `items` for what is usually a window's worth of rows.
+    item = (
+        sa.select(ITEMS.c.body, cached_count(ITEMS).label("token_count"))
+        .where(ITEMS.c.id == LINKS.c.item_id)
+        .offset(0)
+        .lateral("item")
+    )
+    page = (
+        sa.select(LINKS.c.seq, item.c.body, item.c.token_count, LINKS.c.tokens_before)
+        .select_from(LINKS)
+        .join(bounds, sa.true())
+        .join(item, sa.true())
+        .where(mine, LINKS.c.seq > sa.func.coalesce(bounds.c.left_out, -1))
+        .subquery("page")
+    )
     return sa.select(
         sa.type_coerce(sa.func.json_agg(aggregate_order_by(page.c.body, page.c.seq)), sa.JSON()),
         sa.type_coerce(

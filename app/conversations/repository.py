@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, ConversationItem, Item
-from app.db.scoping import owned
+from app.db.scoping import owned, owned_row
 from app.pagination import PageRequest
 
 COMPACTION = "compaction"  # an item that replaces earlier ones: counts cannot cut past it
@@ -27,10 +27,8 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def get(session: AsyncSession, project_id: str, conversation_id: str) -> Conversation | None:
-    statement = owned(sa.select(Conversation), Conversation, project_id)
-    row: Conversation | None = await session.scalar(
-        statement.where(Conversation.id == conversation_id)
-    )
+    statement = owned_row(sa.select(Conversation), Conversation, project_id, conversation_id)
+    row: Conversation | None = await session.scalar(statement)
     return row
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app import outage
-from app.db.writer import writer_turn
+from app.db import writer
 from app.observability import tracing
 from app.wire.codec import encoder
 
@@ -40,7 +40,7 @@ def create_engine(database_url: str) -> AsyncEngine:
             **json_options,
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        writer.take_turns(engine.sync_engine)
         return engine
     return create_async_engine(
         database_url,
@@ -61,9 +61,8 @@ def _decode_json(text: str | bytes) -> object:
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
 
-    The driver's own transaction handling is turned off (it would BEGIN only before the first
-    write, leaving a unit of work's reads outside its transaction): SQLAlchemy's "begin" event
-    issues BEGIN IMMEDIATE instead (`_begin_immediate`)."""
+    The driver's own transaction handling is turned off: app/db/writer.py begins each write
+    transaction itself (BEGIN IMMEDIATE, one writer of this process at a time)."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -71,14 +70,6 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()
-
-
-def _begin_immediate(connection: Any) -> None:
-    """Take the write lock when the transaction starts, not at its first write: a transaction
-    that read first could otherwise not upgrade once another had written since (SQLite's
-    busy snapshot, which no waiting resolves), and the wait for the lock happens at BEGIN,
-    where the busy timeout applies."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -91,10 +82,9 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
     A store that goes away during COMMIT leaves the writes' fate unknown: that is raised as
     `CommitUncertain`, so no one answers "nothing was stored, retry" for it (app/outage.py).
-    On SQLite units of work take turns (`writer_turn`).
     """
     with tracing.span("db.unit_of_work"):
-        async with writer_turn(sessions), sessions() as session:
+        async with sessions() as session:
             await session.begin()
             yield session  # an exception here: closing the session rolls the transaction back
             try:

@@ -22,9 +22,11 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.util import await_only
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "ALTER", "DROP")
+TURN_TIMEOUT_SECONDS = 30  # as SQLite's busy timeout: a turn never comes (a bug) → an error
 _TURN = "rapport_write_turn"  # key of the held lock in the pooled connection's info
 
 # One lock per engine and event loop (an asyncio lock belongs to the loop that first waits on
@@ -46,7 +48,11 @@ def _before_statement(connection: Connection, cursor: Any, statement: str, *_res
     if _TURN in connection.info or not statement.lstrip()[:7].upper().startswith(_WRITES):
         return
     lock = _lock_for(connection.engine)
-    await_only(lock.acquire())  # runs in SQLAlchemy's greenlet: this awaits on the loop
+    try:  # in SQLAlchemy's greenlet, await_only awaits on the event loop
+        await_only(asyncio.wait_for(lock.acquire(), TURN_TIMEOUT_SECONDS))
+    except TimeoutError:
+        # As a pool with no connection to give: the store did not answer (a 503, app/outage.py).
+        raise PoolTimeoutError(f"no SQLite write turn within {TURN_TIMEOUT_SECONDS} s") from None
     connection.info[_TURN] = lock
     # Take SQLite's write lock now: a transaction that reads first could otherwise not
     # upgrade once another process wrote (a busy snapshot, which no waiting resolves).

@@ -259,3 +259,23 @@ async def test_the_reads_return_what_the_plans_were_asked_about(
     assert [b["content"] for b in turn.bodies][-1] == f"item {BIG - 1}"
     assert len(turn.bodies) == 3_000 // TOKENS
     assert turn.omitted_tokens == (BIG - len(turn.bodies)) * TOKENS
+
+
+async def test_migrations_leave_statistics_behind(state: str, filled: str) -> None:
+    """`migrate` ends with ANALYZE on Postgres: the tables it made are known to be empty
+    (reltuples 0) rather than never analyzed (-1), until statistics are taken again."""
+    connection = await asyncpg.connect(libpq(filled))
+    try:
+        rows = await connection.fetch(
+            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY($1::text[])",
+            sorted(WATCHED),
+        )
+    finally:
+        await connection.close()
+    tuples = {row["relname"]: row["reltuples"] for row in rows}
+    assert set(tuples) == WATCHED
+    expected = {"never analyzed": {-1.0}, "analyzed empty": {0.0}}.get(state)
+    if expected is None:  # analyzed full: each table's sampled size
+        assert all(count > 1_000 for count in tuples.values()), tuples
+    else:
+        assert set(tuples.values()) == expected, tuples

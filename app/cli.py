@@ -71,13 +71,12 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
     return config
 
 
-def migrate(database_url: str, revision: str, *, down: bool = False, analyze: bool = True) -> None:
-    """Run the migrations; on Postgres then ANALYZE (unless `analyze` is false: a test that
-    needs never-analyzed tables), so plans never rest on a planner's guesses."""
+def migrate(database_url: str, revision: str, *, down: bool = False) -> None:
+    """Run the migrations; on Postgres they end with ANALYZE of the tables that hold rows
+    (migrations/env.py), so plans never rest on a planner's guesses."""
     from alembic import command
 
     config = alembic_config(database_url)
-    config.attributes["analyze"] = analyze
     if down:
         command.downgrade(config, revision)
     else:

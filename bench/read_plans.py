@@ -1,8 +1,8 @@
 """Context reads with and without planner statistics, on the database tests/test_query_plans.py
 judges the plans of: 3 chains of 1,000 turns, a 10,000-item conversation among 200 of 100.
 
-For each state (never analyzed; analyzed while empty, as `rapport db upgrade` leaves a new
-deployment; analyzed once full) it times the history functions a turn calls, in process:
+For each state of that test (never analyzed, as a new deployment is; analyzed while small;
+analyzed once full) it times the history functions a turn calls, in process:
 the chain at depth 1,000 and the big conversation, each cut to a 3,000-token window and read
 whole. Interleaved rounds; the conversation's lock is rolled back after every read.
 
@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared import append_results, git_commit, machine
 
 from app.db.session import create_engine, create_sessionmaker
-from tests.harness import postgres_database
-from tests.test_query_plans import HEAD, STATES, a_turn_after, a_turn_on, analyze, fill
+from tests.test_query_plans import HEAD, STATES, a_turn_after, a_turn_on, database_in
 
 READS = {
     "chain depth 1,000, window": a_turn_after(HEAD, 3_000),
@@ -63,12 +62,8 @@ async def timed(urls: dict[str, str], rounds: int) -> dict[str, dict[str, float]
 def measure(rounds: int) -> dict[str, dict[str, float]]:
     with contextlib.ExitStack() as stack:
         urls = {}
-        for state, how in STATES.items():
-            url = stack.enter_context(postgres_database(analyze=how["analyze_on_migrate"]))
-            asyncio.run(fill(url))
-            if how["analyze_after_fill"]:
-                asyncio.run(analyze(url))
-            urls[state] = url
+        for state in STATES:
+            urls[state] = stack.enter_context(database_in(state))
         return asyncio.run(timed(urls, rounds))
 
 

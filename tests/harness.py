@@ -35,9 +35,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_database(*, analyze: bool = True) -> Iterator[str]:
-    """A fresh, migrated database on the local server; dropped afterwards. `analyze=False`
-    leaves its tables never analyzed (migrations otherwise ANALYZE on Postgres).
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated database on the local server; dropped afterwards.
 
     RAPPORT_TEST_DATABASE_URL names the admin connection (a libpq URL). When none is given and
     no local server answers, testcontainers is the fallback (it needs a Docker engine).
@@ -45,7 +44,7 @@ def postgres_database(*, analyze: bool = True) -> Iterator[str]:
     admin_url = os.environ.get("RAPPORT_TEST_DATABASE_URL")
     if admin_url is None and not _reachable(DEFAULT_ADMIN_URL):
         with _container_database() as url:
-            migrate(url, "head", analyze=analyze)
+            migrate(url, "head")
             yield url
         return
     admin_url = admin_url or DEFAULT_ADMIN_URL
@@ -54,7 +53,7 @@ def postgres_database(*, analyze: bool = True) -> Iterator[str]:
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     url = f"{base}/{name}"
     try:
-        migrate(url, "head", analyze=analyze)
+        migrate(url, "head")
         yield url
     finally:
         asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

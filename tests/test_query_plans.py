@@ -216,6 +216,16 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from nodes(child)
 
 
+def per_row_subplans(plan: dict[str, Any], once: bool = False) -> Iterator[str]:
+    """SubPlans that run once per row of their parent (those under an InitPlan run once)."""
+    relation = plan.get("Parent Relationship")
+    once = once or relation == "InitPlan"
+    if relation == "SubPlan" and not once:
+        yield plan.get("Subplan Name", "SubPlan")
+    for child in plan.get("Plans", []):
+        yield from per_row_subplans(child, once)
+
+
 def scans(found: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
     """(tables read by a sequential scan, indexes used) over all the plans."""
     sequential, indexes = set(), set()
@@ -257,7 +267,8 @@ async def test_a_conversation_read_is_index_driven(
 ) -> None:
     statements = await captured(sessions, a_turn_on("conv_plan_big", budget))
     assert len(statements) == 3  # the conversation, its lock, one read of its items
-    sequential, indexes = scans(await plans(filled, statements))
+    found = await plans(filled, statements)
+    sequential, indexes = scans(found)
     watched, needed = WATCHED, {"pk_conversation_items", "pk_items"}
     if budget is None and state == "analyzed full":
         # Knowing this conversation is a third of the table, Postgres rightly reads it in
@@ -265,6 +276,9 @@ async def test_a_conversation_read_is_index_driven(
         watched, needed = WATCHED - {"conversation_items"}, {"pk_items"}
     assert not sequential & watched, f"sequential scans on {sequential & watched}"
     assert needed <= indexes
+    # Where the window starts is found once, not once per item (stale statistics once put
+    # the walk inside the loop over the conversation's items).
+    assert [name for plan in found for name in per_row_subplans(plan)] == []
 
 
 async def test_the_reads_return_what_the_plans_were_asked_about(

@@ -72,6 +72,8 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
 
 
 def migrate(database_url: str, revision: str, *, down: bool = False) -> None:
+    """Run the migrations; on Postgres they end with ANALYZE of the tables that hold rows
+    (migrations/env.py), so plans never rest on a planner's guesses."""
     from alembic import command
 
     config = alembic_config(database_url)

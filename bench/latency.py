@@ -347,7 +347,8 @@ def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
             f"Paired difference (gateway - direct, same pair): median {paired.median:.2f} ms, "
             f"p90 {paired.p90:.2f} ms, p99 {paired.p99:.2f} ms. Gateway median in the first "
             f"tenth of the run {early:.2f} ms, last tenth {late:.2f} ms. Gateway process CPU "
-            f"per request: {cpu}."
+            f"per request: {cpu}. Gateway p99 / median: **{gateway.p99 / gateway.median:.1f}x** "
+            "(SQLite at 20 clients: target ≤ 5x)."
         ),
         (
             f"Throughput at concurrency {args.concurrency} (each path alone, "

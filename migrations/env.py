@@ -29,6 +29,23 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "postgresql":
+        _analyze_filled_tables(connection)
+
+
+def _analyze_filled_tables(connection: Connection) -> None:
+    """Planner statistics for the tables that hold rows (what the migrations rewrote included):
+    without autovacuum, or before it gets round to a table, Postgres would plan on guesses.
+    Empty tables are left never analyzed: there Postgres assumes at least 10 pages and plans
+    index lookups, while "analyzed, 0 rows" makes a scan look free and, kept in a cached
+    generic plan, it stays one as the table grows (a 1,000-deep chain read went 15 → 160 ms)."""
+    filled = connection.exec_driver_sql(
+        "SELECT c.oid::regclass::text FROM pg_class AS c "
+        "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
+        "AND pg_relation_size(c.oid) > 0"
+    ).scalars()
+    for table in list(filled):
+        connection.exec_driver_sql(f"ANALYZE {table}")  # a regclass name: quoted as needed
 
 
 async def _run_online() -> None:

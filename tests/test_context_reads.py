@@ -4,13 +4,17 @@ when the cut cannot be trusted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import ids
+from app.cli import migrate
 from app.context import history
 from app.context import repository as reads
 from app.context.history import Cut
@@ -42,15 +46,28 @@ async def conversation_of(
     encoding: str = ENCODING,
 ) -> str:
     conversation_id = ids.new_id(ids.CONVERSATION)
-    now = utcnow()
     async with sessions() as session, session.begin():
         row = {
             "id": conversation_id,
             "project_id": "proj_reads",
             "metadata_": {},
-            "created_at": now,
+            "created_at": utcnow(),
         }
         await conversations.insert(session, row)
+    await append_to(sessions, conversation_id, bodies, counts, encoding)
+    return conversation_id
+
+
+async def append_to(
+    sessions: async_sessionmaker[AsyncSession],
+    conversation_id: str,
+    bodies: list[dict[str, Any]],
+    counts: list[int] | None,
+    encoding: str = ENCODING,
+) -> None:
+    """One append, as a turn or an items request makes it: items stored, then referenced."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
         await items.insert_items(
             session,
             project_id="proj_reads",
@@ -68,7 +85,6 @@ async def conversation_of(
         await conversations.append(
             session, conversation_id, [body["id"] for body in bodies], counted
         )
-    return conversation_id
 
 
 async def chain_of(sessions: async_sessionmaker[AsyncSession], turns: int, tokens: int) -> str:
@@ -182,3 +198,80 @@ async def test_a_call_the_new_input_answers_is_never_cut(
         )  # fmt: skip
     assert len(read.bodies) == 4  # read whole: truncation keeps the call, as it always has
     assert read.omitted_tokens == 0
+
+
+async def test_the_cut_follows_appends_and_removals(
+    store: async_sessionmaker[AsyncSession],
+) -> None:
+    """The running counts continue across appends and are taken back by a removal, so the
+    cut stays exact: what fits is the newest items whose counts add up to the budget."""
+    bodies = [message(n) for n in range(30)]
+    conversation_id = await conversation_of(store, bodies[:10], [10] * 10)
+    await append_to(store, conversation_id, bodies[10:20], [10] * 10)
+    await append_to(store, conversation_id, bodies[20:], [10] * 10)
+    async with store() as session, session.begin():
+        for removed in (bodies[0], bodies[25], bodies[27]):
+            assert await conversations.remove_item(session, conversation_id, removed["id"])
+    async with store() as session:
+        whole = await reads.conversation_items(session, conversation_id, ENCODING)
+        cut = await reads.conversation_items(session, conversation_id, ENCODING, budget=95)
+    left = [n for n in range(30) if n not in (0, 25, 27)]
+    assert [b["content"] for b in whole.bodies] == [f"m{n}" for n in left]
+    assert whole.omitted_tokens == 0
+    assert [b["content"] for b in cut.bodies] == [f"m{n}" for n in left[-9:]]
+    assert cut.omitted_tokens == 10 * (len(left) - 9)
+
+
+async def test_a_later_append_in_another_encoding_spoils_the_cut(
+    store: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation_id = await conversation_of(store, [message(n) for n in range(10)], [10] * 10)
+    await append_to(store, conversation_id, [message(n) for n in range(10, 20)], [5] * 10, "x")
+    async with store() as session:
+        read = await reads.conversation_items(session, conversation_id, ENCODING, budget=30)
+    assert len(read.bodies) == 20  # counts in two encodings do not add up: read it all
+    assert read.omitted_tokens == 0
+
+
+async def test_the_migration_gives_existing_conversations_their_running_counts(
+    tmp_path: Path,
+) -> None:
+    """Rows written before revision 0010 get the running counts their items' counts give."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(migrate, url, "0009")
+    engine = create_engine(url)
+    sessions = create_sessionmaker(engine)
+    conversation_id = ids.new_id(ids.CONVERSATION)
+    bodies = [message(n) for n in range(20)]
+    async with sessions() as session, session.begin():
+        await session.execute(
+            sa.text(
+                "INSERT INTO conversations (id, project_id, metadata, created_at, next_seq) "
+                "VALUES (:id, 'proj_reads', '{}', :now, 20)"
+            ),
+            {"id": conversation_id, "now": utcnow()},
+        )
+        await items.insert_items(
+            session, project_id="proj_reads", response_id=None, side=items.INPUT,
+            bodies=bodies, created_at=utcnow(), token_counts=[10] * 20, token_encoding=ENCODING,
+        )  # fmt: skip
+        await session.execute(
+            sa.text(
+                "INSERT INTO conversation_items (conversation_id, seq, item_id, token_count, "
+                "token_encoding, item_type) VALUES (:c, :seq, :item, 10, :encoding, 'message')"
+            ),
+            [
+                {"c": conversation_id, "seq": n, "item": body["id"], "encoding": ENCODING}
+                for n, body in enumerate(bodies)
+            ],
+        )
+    await engine.dispose()
+    await asyncio.to_thread(migrate, url, "head")
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            cut = await reads.conversation_items(session, conversation_id, ENCODING, budget=55)
+        assert [b["content"] for b in cut.bodies] == [f"m{n}" for n in range(15, 20)]
+        assert cut.omitted_tokens == 150
+    finally:
+        await engine.dispose()

@@ -3,12 +3,13 @@
 Each read is one statement at any length of history. With a `budget` (the tokens the history
 may take: the window less instructions, tools, the new input and the answer's reserve), the
 cut is found in SQL from the stored per-item token counts, newest first, so only the items
-that can be sent are transferred and decoded: a turn on a 10,000-item conversation reads about
-what fits, not 10,000 bodies. The newest item always comes back (with the history's total), so
-a caller can tell an empty history from one cut to nothing. Everything is read when the cut
-cannot be trusted: an item without a cached count for this encoding, or a compaction item
-(which replaces earlier items, so their counts do not add up to what is sent).
-"""
+that can be sent are transferred and decoded. A chain's cut is a window function over the
+chain's items; a conversation's comes from running counts kept on its rows (migration 0010),
+so a turn on a 10,000-item conversation walks about what fits, not 10,000 rows. The newest
+item always comes back (with the tokens left out), so a caller can tell an empty history from
+one cut to nothing. Everything is read when the cut cannot be trusted: an item without a
+cached count for this encoding, or a compaction item (which replaces earlier items, so their
+counts do not add up to what is sent)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ConversationItem, Item, ResponseRow
+from app.db.models import Conversation, ConversationItem, Item, ResponseRow
+from app.db.scoping import owner_of
 
 RESPONSES: sa.Table = ResponseRow.__table__  # type: ignore[assignment]
 ITEMS: sa.Table = Item.__table__  # type: ignore[assignment]
 LINKS: sa.Table = ConversationItem.__table__  # type: ignore[assignment]
+CONVERSATIONS: sa.Table = Conversation.__table__  # type: ignore[assignment]
 
 
 class Read(msgspec.Struct):
@@ -71,24 +74,43 @@ def _kept(cut: Any) -> sa.ColumnElement[bool]:
 
 
 def _chain_statement(lateral: bool) -> sa.Executable:
-    """The recursive walk by primary key (every row owner-scoped), then each turn's items —
-    on Postgres through LATERAL, so each turn is an index range read whatever the planner
-    guesses of the chain's length (without statistics it would hash all of `items`)."""
+    """The recursive walk by primary key (every row owner-scoped), then each turn's items.
+
+    On Postgres each step is a LATERAL subquery with `OFFSET 0`, which the planner may not
+    flatten into a join: the parent is then a primary-key lookup and each turn's items an
+    index range read, whatever it guesses of the tables. Without statistics it would
+    otherwise hash all of `items`, and all of the project's responses, for one chain
+    (tests/test_query_plans.py)."""
+    project: sa.BindParameter[str] = sa.bindparam("project_id")
     chain = (
         sa.select(RESPONSES.c.id, RESPONSES.c.previous_response_id, sa.literal(0).label("depth"))
         .where(
             RESPONSES.c.id == sa.bindparam("newest_id"),
-            RESPONSES.c.project_id == sa.bindparam("project_id"),
+            owner_of(RESPONSES.c.project_id, project),
         )
         .cte("chain", recursive=True)
     )
     parent = RESPONSES.alias("parent")
-    chain = chain.union_all(
-        sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
-            parent.c.id == chain.c.previous_response_id,
-            parent.c.project_id == sa.bindparam("project_id"),
+    step = sa.select(parent.c.id, parent.c.previous_response_id)
+    if lateral:
+        fenced = (
+            step.where(parent.c.id == chain.c.previous_response_id)
+            .where(owner_of(parent.c.project_id, project))
+            .offset(0)
+            .lateral("step")
         )
-    )
+        chain = chain.union_all(
+            sa.select(fenced.c.id, fenced.c.previous_response_id, chain.c.depth + 1)
+            .select_from(chain)
+            .join(fenced, sa.true())
+        )
+    else:
+        chain = chain.union_all(
+            sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
+                parent.c.id == chain.c.previous_response_id,
+                owner_of(parent.c.project_id, project),
+            )
+        )
     fields = (
         ITEMS.c.body,
         cached_count(ITEMS).label("token_count"),
@@ -97,7 +119,7 @@ def _chain_statement(lateral: bool) -> sa.Executable:
         ITEMS.c.type,
     )
     if lateral:
-        turn = sa.select(*fields).where(ITEMS.c.response_id == chain.c.id).lateral("turn")
+        turn = sa.select(*fields).where(ITEMS.c.response_id == chain.c.id).offset(0).lateral("turn")
         joined = sa.select(chain.c.depth, *turn.c).select_from(chain).join(turn, sa.true())
     else:
         joined = sa.select(chain.c.depth, *fields).join(chain, ITEMS.c.response_id == chain.c.id)
@@ -116,49 +138,80 @@ _CHAIN = {"postgresql": _chain_statement(lateral=True), "sqlite": _chain_stateme
 
 
 def _conversation_statement(aggregated: bool) -> sa.Executable:
-    """The cut is found in `conversation_items` alone (each row carries its item's count and
-    type): a window function over one index range of a narrow table gives the first seq to
-    read; only from there is `items` joined for the bodies. On Postgres bodies and counts come
-    back as two JSON arrays (json_agg in seq order), each decoded in one call: per-row result
-    processing costs ≈ 16 µs an item."""
-    count = sa.case(
-        (LINKS.c.token_encoding == sa.bindparam("token_encoding"), LINKS.c.token_count),
-        else_=sa.null(),
-    )
+    """The cut comes from the running counts (migration 0010): where the conversation's counts
+    can be trusted for this encoding, the last item that does not fit is found by walking the
+    (conversation_id, seq) key back from the newest item while `tokens_before` still leaves the
+    rest within the budget — a walk over what fits, whatever the conversation's length, and no
+    statistics needed to plan it. Only from there is `items` joined for the bodies. On
+    Postgres bodies and counts come back as two JSON arrays (json_agg in seq order), each
+    decoded in one call: per-row result processing costs ≈ 16 µs an item."""
     mine = LINKS.c.conversation_id == sa.bindparam("conversation_id")
-    rows = (
-        sa.select(LINKS.c.seq, count.label("token_count"), LINKS.c.item_type.label("type"))
-        .where(mine)
-        .subquery("rows")
+    latest = LINKS.alias("latest")
+    newest = (  # ORDER BY … LIMIT 1, not max(): stale statistics made max() read every key
+        sa.select(latest.c.seq)
+        .where(latest.c.conversation_id == sa.bindparam("conversation_id"))
+        .order_by(latest.c.seq.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    cut = sa.select(rows.c.seq, *_cut(rows, (rows.c.seq.desc(),))).subquery("cut")
-    bounds = (
-        sa.select(
-            sa.func.min(cut.c.seq).label("first_seq"),
-            sa.func.max(cut.c.total_tokens).label("total_tokens"),
-            sa.func.max(cut.c.newer_tokens).label("kept_tokens"),
+    budget = sa.bindparam("budget", type_=sa.Integer)
+    left_out = (
+        sa.select(LINKS.c.seq)
+        .where(
+            mine,
+            LINKS.c.seq < newest,  # the newest item always comes back
+            LINKS.c.tokens_before < CONVERSATIONS.c.tokens_total - budget,
         )
-        .where(_kept(cut))
-        .subquery("bounds")
+        .order_by(LINKS.c.seq.desc())
+        .limit(1)
+        .correlate(CONVERSATIONS)
+        .scalar_subquery()
     )
-    # The bodies' own cached counts (the copies may predate a recount with another encoding).
-    body_count = cached_count(ITEMS)
-    joined = (
-        sa.select(LINKS.c.seq, ITEMS.c.body, body_count.label("token_count"))
-        .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
-        .join(bounds, sa.true())
-        .where(mine, LINKS.c.seq >= bounds.c.first_seq)
+    trusted = sa.and_(
+        budget.is_not(None),
+        CONVERSATIONS.c.uncountable_items == 0,
+        CONVERSATIONS.c.token_encoding == sa.bindparam("token_encoding"),
+    )
+    # One value, computed once whatever the join order (an uncorrelated scalar subquery is an
+    # InitPlan): joined as a row instead, stale statistics made Postgres walk the key once per
+    # item of the conversation (10,000 walks, 600 ms).
+    left_out_seq = sa.func.coalesce(
+        sa.select(sa.case((trusted, left_out), else_=sa.null()))
+        .where(CONVERSATIONS.c.id == sa.bindparam("conversation_id"))
+        .correlate(None)
+        .scalar_subquery(),
+        -1,
     )
     if not aggregated:
-        return joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).order_by(LINKS.c.seq)
-    page = joined.add_columns(bounds.c.total_tokens, bounds.c.kept_tokens).subquery("page")
+        return (
+            sa.select(LINKS.c.seq, ITEMS.c.body, cached_count(ITEMS).label("token_count"))
+            .add_columns(LINKS.c.tokens_before)
+            .join(ITEMS, ITEMS.c.id == LINKS.c.item_id)
+            .where(mine, LINKS.c.seq > left_out_seq)
+            .order_by(LINKS.c.seq)
+        )
+    # Each body by primary key through a fenced LATERAL (as in the chain read): with
+    # statistics, Postgres guesses a third of the conversation is read and hashes all of
+    # `items` for what is usually a window's worth of rows.
+    item = (
+        sa.select(ITEMS.c.body, cached_count(ITEMS).label("token_count"))
+        .where(ITEMS.c.id == LINKS.c.item_id)
+        .offset(0)
+        .lateral("item")
+    )
+    page = (
+        sa.select(LINKS.c.seq, item.c.body, item.c.token_count, LINKS.c.tokens_before)
+        .select_from(LINKS)
+        .join(item, sa.true())
+        .where(mine, LINKS.c.seq > left_out_seq)
+        .subquery("page")
+    )
     return sa.select(
         sa.type_coerce(sa.func.json_agg(aggregate_order_by(page.c.body, page.c.seq)), sa.JSON()),
         sa.type_coerce(
             sa.func.json_agg(aggregate_order_by(page.c.token_count, page.c.seq)), sa.JSON()
         ),
-        sa.func.max(page.c.total_tokens),
-        sa.func.max(page.c.kept_tokens),
+        sa.func.min(page.c.tokens_before),
     )
 
 
@@ -205,14 +258,12 @@ async def conversation_items(
     }
     if session.get_bind().dialect.name == "postgresql":
         row: Any = (await session.execute(_CONVERSATION["postgresql"], parameters)).one()
-        bodies, counts, total, kept = row
-        return Read(list(bodies or []), list(counts or []), _omitted(total, kept or 0))
+        bodies, counts, omitted = row
+        return Read(list(bodies or []), list(counts or []), omitted or 0)
     rows = (await session.execute(_CONVERSATION["sqlite"], parameters)).all()
     if not rows:
         return Read([], [])
-    return Read(
-        [row[1] for row in rows], [row[2] for row in rows], _omitted(rows[0][3], rows[0][4] or 0)
-    )
+    return Read([row[1] for row in rows], [row[2] for row in rows], rows[0][3] or 0)
 
 
 def _omitted(total: int | None, kept: int) -> int:

@@ -2,7 +2,8 @@
 
 A conversation's order lives in `conversation_items` (seq → item id); items themselves are
 stored once in `items`. Reading a conversation's context is one keyset range read over the
-(conversation_id, seq) primary key joined to `items`.
+(conversation_id, seq) primary key joined to `items`, started where the running counts kept
+here (each row's `tokens_before`, the conversation's totals) say the window begins.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, ConversationItem, Item
-from app.db.scoping import owned
+from app.db.scoping import owned, owned_row
 from app.pagination import PageRequest
+
+COMPACTION = "compaction"  # an item that replaces earlier ones: counts cannot cut past it
 
 
 async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -24,10 +27,8 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def get(session: AsyncSession, project_id: str, conversation_id: str) -> Conversation | None:
-    statement = owned(sa.select(Conversation), Conversation, project_id)
-    row: Conversation | None = await session.scalar(
-        statement.where(Conversation.id == conversation_id)
-    )
+    statement = owned_row(sa.select(Conversation), Conversation, project_id, conversation_id)
+    row: Conversation | None = await session.scalar(statement)
     return row
 
 
@@ -68,30 +69,65 @@ async def append(
     item_ids: Sequence[str],
     counted: Sequence[Counted] | None = None,
 ) -> None:
-    """Append item references in order; the seq range comes from one atomic counter bump."""
+    """Append item references in order. One UPDATE … RETURNING hands out the seq range and
+    moves the conversation's running counts on (so concurrent appends never collide on
+    (conversation_id, seq)); each row gets the tokens of everything before it."""
     if not item_ids:
         return
     counted = counted or [Counted()] * len(item_ids)
-    end = await session.scalar(
-        sa.update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(next_seq=Conversation.next_seq + len(item_ids))
-        .returning(Conversation.next_seq)
-    )
-    assert end is not None  # the caller has just read this conversation
-    start = end - len(item_ids)
-    await session.execute(
-        sa.insert(ConversationItem),
-        [
+    batch = _Batch.of(counted)
+    returned = (
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                next_seq=Conversation.next_seq + len(item_ids),
+                tokens_total=Conversation.tokens_total + batch.tokens,
+                token_encoding=sa.func.coalesce(Conversation.token_encoding, batch.encoding),
+                uncountable_items=Conversation.uncountable_items
+                + batch.spoilers
+                + sa.case((Conversation.token_encoding != batch.encoding, batch.counted), else_=0),
+            )
+            .returning(Conversation.next_seq, Conversation.tokens_total)
+        )
+    ).one()  # the caller has just read this conversation
+    start, before = returned[0] - len(item_ids), returned[1] - batch.tokens
+    rows = []
+    for offset, (item_id, entry) in enumerate(zip(item_ids, counted, strict=True)):
+        rows.append(
             {
                 "conversation_id": conversation_id,
                 "seq": start + offset,
                 "item_id": item_id,
+                "tokens_before": before,
                 **entry._asdict(),
             }
-            for offset, (item_id, entry) in enumerate(zip(item_ids, counted, strict=True))
-        ],
-    )
+        )
+        before += entry.token_count or 0
+    await session.execute(sa.insert(ConversationItem), rows)
+
+
+class _Batch(NamedTuple):
+    """What one append adds to the conversation's running counts. Its encoding is its first
+    counted item's; items without a count, in another encoding or compactions spoil a cut."""
+
+    tokens: int
+    encoding: str | None
+    counted: int  # items counted in `encoding` (spoilers too, should the conversation's differ)
+    spoilers: int
+
+    @classmethod
+    def of(cls, counted: Sequence[Counted]) -> _Batch:
+        encoding = next((c.token_encoding for c in counted if c.token_count is not None), None)
+        fine = sum(
+            1
+            for c in counted
+            if c.token_count is not None
+            and c.token_encoding == encoding
+            and c.item_type != COMPACTION
+        )
+        tokens = sum(c.token_count or 0 for c in counted)
+        return cls(tokens, encoding, fine, len(counted) - fine)
 
 
 async def page_items(
@@ -129,14 +165,43 @@ async def get_item(
 
 
 async def remove_item(session: AsyncSession, conversation_id: str, item_id: str) -> bool:
-    """Drop the reference; the item itself stays (a response may still list it as input)."""
-    result = await session.execute(
-        sa.delete(ConversationItem).where(
-            ConversationItem.conversation_id == conversation_id,
-            ConversationItem.item_id == item_id,
+    """Drop the reference; the item itself stays (a response may still list it as input).
+    The running counts are taken back: later rows' `tokens_before` and the conversation's
+    totals (a removal is rare; this is the one write that touches every later row)."""
+    removed = (
+        await session.execute(
+            sa.delete(ConversationItem)
+            .where(
+                ConversationItem.conversation_id == conversation_id,
+                ConversationItem.item_id == item_id,
+            )
+            .returning(
+                ConversationItem.seq,
+                ConversationItem.token_count,
+                ConversationItem.token_encoding,
+                ConversationItem.item_type,
+            )
         )
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    ).all()
+    for seq, count, encoding, item_type in removed:
+        await session.execute(
+            sa.update(ConversationItem)
+            .where(ConversationItem.conversation_id == conversation_id, ConversationItem.seq > seq)
+            .values(tokens_before=ConversationItem.tokens_before - (count or 0))
+        )
+        spoiled = sa.or_(
+            sa.literal(count is None or item_type == COMPACTION),
+            Conversation.token_encoding.is_distinct_from(encoding),
+        )
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                tokens_total=Conversation.tokens_total - (count or 0),
+                uncountable_items=Conversation.uncountable_items - sa.case((spoiled, 1), else_=0),
+            )
+        )
+    return bool(removed)
 
 
 async def acquire_lease(

@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app import outage
+from app.db import writer
 from app.observability import tracing
 from app.wire.codec import encoder
+
+SQLITE_BUSY_SECONDS = 30  # how long a SQLite writer waits for another process's transaction
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -33,10 +36,11 @@ def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
             database_url,
-            connect_args={"timeout": 30},
+            connect_args={"timeout": SQLITE_BUSY_SECONDS},
             **json_options,
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        writer.take_turns(engine.sync_engine)
         return engine
     return create_async_engine(
         database_url,
@@ -55,11 +59,16 @@ def _decode_json(text: str | bytes) -> object:
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside the one writer; foreign keys are off by default in SQLite."""
+    """WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
+
+    The driver's own transaction handling is turned off: app/db/writer.py begins each write
+    transaction itself (BEGIN IMMEDIATE, one writer of this process at a time)."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, ConversationItem, Item, ResponseRow
-from app.db.scoping import owned
+from app.db.scoping import owned, owned_row
 from app.pagination import PageRequest
 
 INPUT = "input"
@@ -110,8 +110,8 @@ async def finish_response(
 async def get_response(
     session: AsyncSession, project_id: str, response_id: str
 ) -> ResponseRow | None:
-    statement = owned(sa.select(ResponseRow), ResponseRow, project_id)
-    row: ResponseRow | None = await session.scalar(statement.where(ResponseRow.id == response_id))
+    statement = owned_row(sa.select(ResponseRow), ResponseRow, project_id, response_id)
+    row: ResponseRow | None = await session.scalar(statement)
     return row
 
 

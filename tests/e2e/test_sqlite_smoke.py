@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import openai
@@ -60,3 +61,34 @@ async def test_create_chain_list_delete_on_sqlite(
 async def test_upstream_failure_is_stored_on_sqlite(sqlite_client: AsyncOpenAI) -> None:
     with pytest.raises(openai.InternalServerError):
         await sqlite_client.responses.create(model="test-model", input="[fail:500]")
+
+
+async def test_twenty_concurrent_creates_all_succeed_on_sqlite(sqlite_client: AsyncOpenAI) -> None:
+    """One writer at a time, waited for in order: 20 clients at once never see "database is
+    locked", including turns that read history before they write (a chain, conversations)."""
+    first = await sqlite_client.responses.create(model="test-model", input="root")
+    conversations = [await sqlite_client.conversations.create() for _ in range(5)]
+
+    async def one(n: int) -> Any:
+        if n % 4 == 0:
+            return await sqlite_client.responses.create(
+                model="test-model", input=f"turn {n}", conversation=conversations[n // 4].id
+            )
+        if n % 2 == 0:
+            return await sqlite_client.responses.create(
+                model="test-model", input=f"turn {n}", previous_response_id=first.id
+            )
+        return await sqlite_client.responses.create(model="test-model", input=f"turn {n}")
+
+    for _ in range(3):
+        answers = await asyncio.gather(*(one(n) for n in range(20)))
+        assert [answer.status for answer in answers] == ["completed"] * 20
+        assert sorted(a.output_text for a in answers) == sorted(
+            f"echo: turn {n}" for n in range(20)
+        )
+        stored = await asyncio.gather(*(sqlite_client.responses.retrieve(a.id) for a in answers))
+        assert [s.id for s in stored] == [a.id for a in answers]
+    for n, conversation in enumerate(conversations):
+        items = await sqlite_client.conversations.items.list(conversation.id, order="asc")
+        texts = [item.content[0].text for item in items.data]  # type: ignore[union-attr]
+        assert texts == [f"turn {n * 4}", f"echo: turn {n * 4}"] * 3  # each round's turn, whole

@@ -28,6 +28,13 @@ class Conversation(Base):
     # holder renews the lease while it runs; a holder that dies lets it lapse by itself.
     active_response_id: Mapped[str | None] = mapped_column(sa.String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Running facts about the items, kept by every append and removal (migration 0010), so a
+    # turn finds where its context starts without reading the whole order: the sum of the
+    # items' cached counts, the encoding they are counted in (the first counted item's), and
+    # how many items spoil a cut by count (no count, another encoding, or a compaction).
+    tokens_total: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    token_encoding: Mapped[str | None] = mapped_column(sa.String(16))
+    uncountable_items: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
 class ConversationItem(Base):
@@ -45,3 +52,6 @@ class ConversationItem(Base):
     token_count: Mapped[int | None] = mapped_column(sa.Integer)
     token_encoding: Mapped[str | None] = mapped_column(sa.String(16))
     item_type: Mapped[str | None] = mapped_column(sa.String(40))
+    # The sum of the counts of the conversation's earlier items: non-decreasing in seq, so the
+    # first item that fits a budget is found by walking back from the newest (migration 0010).
+    tokens_before: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")

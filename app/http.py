@@ -117,9 +117,11 @@ def handle_store_unavailable(request: Request[Any, Any, Any], exc: Exception) ->
 _PATH_IDS = {"response_id": ids.RESPONSE, "conversation_id": ids.CONVERSATION}
 
 
-def check_path_ids(request: Request[Any, Any, Any]) -> None:
+async def check_path_ids(request: Request[Any, Any, Any]) -> None:
     """A controller's `before_request`: ids in the path as OpenAI checks them (a wrong prefix is
-    its 400 `invalid_value`, not a 404; a NUL byte never reaches a query)."""
+    its 400 `invalid_value`, not a 404; a NUL byte never reaches a query). A coroutine although
+    it never awaits: Litestar runs a plain function hook in a worker thread, and that hop cost
+    0.3 ms on every request."""
     for name, prefix in _PATH_IDS.items():
         value = request.path_params.get(name)
         if value is not None:

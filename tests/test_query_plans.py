@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,6 +35,8 @@ CHAINS, DEPTH = 3, 1_000  # 3,000 responses, 6,000 of their items
 BIG, SMALL, SMALL_SIZE = 10_000, 200, 100  # conversations: one big, 200 of a hundred
 WATCHED = frozenset({"items", "responses", "conversation_items"})
 HEAD = f"resp_plan_{CHAINS * DEPTH - 1}"  # the newest turn of the last chain
+# The middle chain began before migration 0011: no running counts, so its read walks it whole.
+UNCOUNTED_HEAD = f"resp_plan_{2 * DEPTH - 1}"
 
 
 def libpq(url: str) -> str:
@@ -50,13 +53,18 @@ async def fill(url: str) -> None:
             await connection.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         await connection.execute(
             "INSERT INTO responses (id, project_id, status, model, background, "
-            "previous_response_id, params, metadata, created_at, attempts) "
+            "previous_response_id, params, metadata, created_at, attempts, "
+            "chain_tokens, chain_encoding) "
             "SELECT 'resp_plan_' || g, $1, 'completed', 'm', false, "
             "CASE WHEN g % $2 = 0 THEN NULL ELSE 'resp_plan_' || (g - 1) END, "
-            "'{}', '{}', now(), 1 FROM generate_series(0, $3 - 1) AS g",
+            "'{}', '{}', now(), 1, "
+            "CASE WHEN g / $2 <> 1 THEN (g % $2 + 1) * 2 * $4::bigint END, "
+            "CASE WHEN g / $2 <> 1 THEN $5 END FROM generate_series(0, $3 - 1) AS g",
             PROJECT,
             DEPTH,
             CHAINS * DEPTH,
+            TOKENS,
+            ENCODING,
         )
         await connection.execute(
             "INSERT INTO items (id, project_id, response_id, side, position, type, body, "
@@ -250,11 +258,12 @@ def a_turn_after(newest: str, budget: int | None) -> Any:
     return lambda session: history.chain(session, PROJECT, newest, ENCODING, cut)
 
 
+@pytest.mark.parametrize("head", [HEAD, UNCOUNTED_HEAD], ids=["running counts", "none"])
 @pytest.mark.parametrize("budget", [3_000, None], ids=["cut to a window", "whole"])
 async def test_a_chain_read_is_index_driven(
-    filled: str, sessions: async_sessionmaker[AsyncSession], budget: int | None
+    filled: str, sessions: async_sessionmaker[AsyncSession], budget: int | None, head: str
 ) -> None:
-    statements = await captured(sessions, a_turn_after(HEAD, budget))
+    statements = await captured(sessions, a_turn_after(head, budget))
     assert len(statements) == 2  # the head row, then one read at depth 1,000
     sequential, indexes = scans(await plans(filled, statements))
     assert not sequential & WATCHED, f"sequential scans on {sequential & WATCHED}"
@@ -294,6 +303,55 @@ async def test_the_reads_return_what_the_plans_were_asked_about(
     assert [b["content"] for b in turn.bodies][-1] == f"item {BIG - 1}"
     assert len(turn.bodies) == 3_000 // TOKENS
     assert turn.omitted_tokens == (BIG - len(turn.bodies)) * TOKENS
+
+
+async def walked(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+    """How many responses the chain read's recursive walk visited (EXPLAIN ANALYZE)."""
+    connection = await asyncpg.connect(libpq(url))
+    try:
+        statement, parameters = statements[-1]
+        answer = await connection.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+        )
+    finally:
+        await connection.close()
+    plan = json.loads(answer)[0]["Plan"]
+    unions = [node for node in nodes(plan) if node["Node Type"] == "Recursive Union"]
+    assert len(unions) == 1
+    return int(unions[0]["Actual Rows"])
+
+
+async def test_a_chain_walk_stops_at_the_window(
+    filled: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """With running counts the walk visits what fits (3,000 tokens: 50 turns, and the one
+    that no longer fits); without them, and without a budget, every ancestor."""
+    turns_that_fit = 3_000 // (2 * TOKENS)
+    assert await walked(filled, await captured(sessions, a_turn_after(HEAD, 3_000))) in (
+        turns_that_fit,
+        turns_that_fit + 1,
+    )
+    assert await walked(filled, await captured(sessions, a_turn_after(HEAD, None))) == DEPTH
+    uncounted = await captured(sessions, a_turn_after(UNCOUNTED_HEAD, 3_000))
+    assert await walked(filled, uncounted) == DEPTH
+
+
+@pytest.mark.parametrize("budget", [3_000, 3_010, 59, 0])
+async def test_a_walk_stopped_by_counts_reads_what_a_whole_walk_would(
+    sessions: async_sessionmaker[AsyncSession], budget: int
+) -> None:
+    """The same items and the same tokens left out, by running counts or without them."""
+    async with sessions() as session, session.begin():
+        fast = await a_turn_after(HEAD, budget)(session)
+        await session.execute(
+            sa.text("UPDATE responses SET chain_tokens = NULL WHERE id = :id"), {"id": HEAD}
+        )
+        session.expunge_all()
+        slow = await a_turn_after(HEAD, budget)(session)
+        await session.rollback()
+    assert fast.bodies == slow.bodies
+    assert fast.counts == slow.counts
+    assert fast.omitted_tokens == slow.omitted_tokens > 0
 
 
 async def test_migrations_leave_statistics_behind(state: str, filled: str) -> None:

@@ -1,7 +1,8 @@
 """The stored history a new response continues from: a chain's or a conversation's items.
 
-A chain costs two queries at any depth (the head row, then one recursive read of every
-ancestor's items); a conversation's is one range read. Either comes with the item store's
+A chain costs two queries at any depth (the head row, then one recursive read of its
+ancestors' items, stopped at the window by the head's running count); a conversation's is one
+range read. Either comes with the item store's
 cached token counts, so the window can be fitted without re-tokenizing the past, and with a
 `Cut` only the newest items that can fit are read at all (app/context/repository.py): the
 cost of a turn follows the window, not the length of the history.
@@ -111,8 +112,10 @@ async def chain(
             code="invalid_value",
         )
     newest = previous_response_id
+    running = head.chain_tokens if head.chain_encoding == encoding else None
     return await _bounded(
-        lambda budget: reads.chain_items(session, project_id, newest, encoding, budget), cut
+        lambda budget: reads.chain_items(session, project_id, newest, encoding, budget, running),
+        cut,
     )
 
 

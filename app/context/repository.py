@@ -3,9 +3,11 @@
 Each read is one statement at any length of history. With a `budget` (the tokens the history
 may take: the window less instructions, tools, the new input and the answer's reserve), the
 cut is found in SQL from the stored per-item token counts, newest first, so only the items
-that can be sent are transferred and decoded. A chain's cut is a window function over the
-chain's items; a conversation's comes from running counts kept on its rows (migration 0010),
-so a turn on a 10,000-item conversation walks about what fits, not 10,000 rows. The newest
+that can be sent are transferred and decoded. Both walk about what fits, not the history:
+a chain's walk stops at the first ancestor whose newer items fill the budget, by the running
+count each response keeps (`chain_tokens`, migration 0011), and its cut is then a window
+function over the walked turns' items; a conversation's comes from running counts kept on its
+rows (migration 0010), so a turn on a 10,000-item conversation reads what fits. The newest
 item always comes back (with the tokens left out), so a caller can tell an empty history from
 one cut to nothing. Everything is read when the cut cannot be trusted: an item without a
 cached count for this encoding, or a compaction item (which replaces earlier items, so their
@@ -91,11 +93,15 @@ def _chain_statement(lateral: bool) -> sa.Executable:
         .cte("chain", recursive=True)
     )
     parent = RESPONSES.alias("parent")
+    # Stop at the first ancestor whose newer items alone take the budget (their tokens are the
+    # head's running count less its own): none of its items, nor any older, can be sent.
+    floor = sa.bindparam("chain_floor", type_=sa.BigInteger)
+    within = sa.or_(floor.is_(None), parent.c.chain_tokens >= floor)
     step = sa.select(parent.c.id, parent.c.previous_response_id)
     if lateral:
         fenced = (
             step.where(parent.c.id == chain.c.previous_response_id)
-            .where(owner_of(parent.c.project_id, project))
+            .where(owner_of(parent.c.project_id, project), within)
             .offset(0)
             .lateral("step")
         )
@@ -109,6 +115,7 @@ def _chain_statement(lateral: bool) -> sa.Executable:
             sa.select(parent.c.id, parent.c.previous_response_id, chain.c.depth + 1).where(
                 parent.c.id == chain.c.previous_response_id,
                 owner_of(parent.c.project_id, project),
+                within,
             )
         )
     fields = (
@@ -227,24 +234,29 @@ async def chain_items(
     newest_id: str,
     token_encoding: str,
     budget: int | None = None,
+    chain_tokens: int | None = None,
 ) -> Read:
     """The items of `newest_id` and its ancestors, oldest turn first (each turn's input, then
     its output, in position order), cut to `budget` (module docstring). Ancestors may be
-    deleted: a deletion hides a response, it does not rewrite its descendants' history."""
+    deleted: a deletion hides a response, it does not rewrite its descendants' history.
+
+    `chain_tokens` is the newest response's running count when it is in `token_encoding`
+    (the caller has its row): given with a budget, the walk stops at the window."""
     dialect = session.get_bind().dialect.name
+    floor = chain_tokens - budget if chain_tokens is not None and budget is not None else None
     parameters = {
         "newest_id": newest_id,
         "project_id": project_id,
         "token_encoding": token_encoding,
         "budget": budget,
+        "chain_floor": floor if floor is not None and floor > 0 else None,
     }
     rows = (await session.execute(_CHAIN.get(dialect, _CHAIN["sqlite"]), parameters)).all()
     if not rows:
         return Read([], [])
     kept_tokens = rows[0][3] or 0  # the oldest kept row's "newer" sum: all that was read
-    return Read(
-        [row[0] for row in rows], [row[1] for row in rows], _omitted(rows[0][2], kept_tokens)
-    )
+    total = chain_tokens if parameters["chain_floor"] is not None else rows[0][2]
+    return Read([row[0] for row in rows], [row[1] for row in rows], _omitted(total, kept_tokens))
 
 
 async def conversation_items(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,17 +74,27 @@ async def insert_items(
         await session.execute(_INSERT_ITEMS, rows[start : start + INSERT_SLICE])
 
 
+class ChainEnd(NamedTuple):
+    """What a response's own output adds to its chain's running count (`chain_tokens`):
+    `output_tokens` is None when the output cannot be counted into it (a compaction)."""
+
+    output_tokens: int | None
+    encoding: str
+
+
 async def finish_response(
     session: AsyncSession,
     project_id: str,
     response_id: str,
     values: dict[str, Any],
     epoch: int | None = None,
+    chain: ChainEnd | None = None,
 ) -> bool:
     """Write a terminal state once: a response already terminal (say, cancelled) is left alone.
-    With `epoch` (the attempt a run holds), only while no later attempt has taken it over."""
+    With `epoch` (the attempt a run holds), only while no later attempt has taken it over.
+    With `chain`, the same UPDATE writes the chain's running count (`_chain_tokens`)."""
     columns = tuple(sorted(values))
-    key = (*columns, "@epoch") if epoch is not None else columns
+    key = (*columns, *(("@epoch",) if epoch is not None else ()), *(("@chain",) if chain else ()))
     statement = _FINISH_STATEMENTS.get(key)
     if statement is None:
         conditions = [
@@ -94,15 +104,20 @@ async def finish_response(
         ]
         if epoch is not None:
             conditions.append(RESPONSES.c.attempts == sa.bindparam("where_epoch"))
+        assignments: dict[str, Any] = {column: sa.bindparam(f"set_{column}") for column in columns}
+        if chain is not None:
+            assignments.update(
+                chain_tokens=_chain_tokens(), chain_encoding=sa.bindparam("chain_encoding")
+            )
         statement = _FINISH_STATEMENTS[key] = (
-            sa.update(RESPONSES)
-            .where(*conditions)
-            .values({column: sa.bindparam(f"set_{column}") for column in columns})
+            sa.update(RESPONSES).where(*conditions).values(assignments)
         )
     parameters: dict[str, Any] = {f"set_{column}": value for column, value in values.items()}
     parameters.update(where_id=response_id, where_project_id=project_id)
     if epoch is not None:
         parameters["where_epoch"] = epoch
+    if chain is not None:
+        parameters.update(chain_output_tokens=chain.output_tokens, chain_encoding=chain.encoding)
     result = await session.execute(statement, parameters)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -124,6 +139,47 @@ async def get_bodies(
         .order_by(Item.position)
     )
     return list(rows)
+
+
+def _chain_tokens() -> sa.ColumnElement[Any]:
+    """The parent's running count (0 at a chain's start) plus this response's input items, as
+    stored with their cached counts, plus its output's: null — "walk everything" — when the
+    parent has none in this encoding, or an input item lacks a count in it or is a compaction
+    (which replaces what came before, so counts no longer add up to what is sent). Subqueries
+    by primary key and by the (response_id, side, position) key: no statement of its own."""
+    encoding = sa.bindparam("chain_encoding", type_=sa.String)
+    spoiled = sa.func.sum(
+        sa.case(
+            (
+                sa.or_(
+                    ITEMS.c.token_encoding.is_distinct_from(encoding), ITEMS.c.type == "compaction"
+                ),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    own_input = (
+        sa.select(
+            sa.case(
+                (
+                    sa.func.coalesce(spoiled, 0) == 0,
+                    sa.func.coalesce(sa.func.sum(ITEMS.c.token_count), 0),
+                ),
+                else_=sa.null(),
+            )
+        )
+        .where(ITEMS.c.response_id == RESPONSES.c.id, ITEMS.c.side == INPUT)
+        .scalar_subquery()
+    )
+    parent = RESPONSES.alias("chain_parent")
+    before = sa.case(
+        (RESPONSES.c.previous_response_id.is_(None), 0),
+        else_=sa.select(parent.c.chain_tokens)
+        .where(parent.c.id == RESPONSES.c.previous_response_id, parent.c.chain_encoding == encoding)
+        .scalar_subquery(),
+    )
+    return before + own_input + sa.bindparam("chain_output_tokens", type_=sa.BigInteger)
 
 
 ACTIVE_STATUSES = ("queued", "in_progress")

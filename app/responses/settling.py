@@ -86,7 +86,12 @@ async def _finish(
     output_counts = started.fitter.counts(outcome.output)
     async with unit_of_work(sessions) as session:
         if not await repository.finish_response(
-            session, row.project_id, row.id, final, epoch=row.attempts
+            session,
+            row.project_id,
+            row.id,
+            final,
+            epoch=row.attempts,
+            chain=_chain_end(started, output_counts, outcome),
         ):
             return False
         await repository.insert_items(
@@ -110,6 +115,16 @@ async def _finish(
                 )
             await conversations.release_lease(session, row.conversation_id, row.id)
     return True
+
+
+def _chain_end(
+    started: Started, output_counts: list[int], outcome: outcomes.Outcome
+) -> repository.ChainEnd:
+    """What the output adds to the chain's running count: nothing countable after a
+    compaction, whose item stands for what came before it."""
+    compacted = any(item.get("type") == conversations.COMPACTION for item in outcome.output)
+    tokens = None if compacted else sum(output_counts)
+    return repository.ChainEnd(tokens, started.fitter.encoding)
 
 
 def _counted(

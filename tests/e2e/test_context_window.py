@@ -388,3 +388,56 @@ async def _sleep() -> None:
     import asyncio
 
     await asyncio.sleep(0.05)
+
+
+async def chain_counts(
+    sessions: async_sessionmaker[AsyncSession], ids: list[str]
+) -> list[tuple[int | None, str | None, int]]:
+    """Each response's running count and its encoding, beside its own items' counts."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT r.id, r.chain_tokens, r.chain_encoding, "
+                    "(SELECT SUM(token_count) FROM items WHERE response_id = r.id) AS own "
+                    "FROM responses AS r WHERE r.id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+        ).all()
+    found = {row[0]: (row[1], row[2], int(row[3])) for row in rows}
+    return [found[response_id] for response_id in ids]
+
+
+async def test_a_chain_keeps_its_running_count(
+    client: AsyncOpenAI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each stored response carries the tokens of its chain through its output (what the
+    read stops its walk by), foreground and background alike; a turn counted in another
+    encoding has none, nor has any turn after it (their reads walk the whole chain)."""
+    ids: list[str] = []
+    previous = None
+    for turn, background in enumerate((False, False, True, False)):
+        response = await client.responses.create(
+            model="small",
+            input=words(f"c{turn}w", 10),
+            previous_response_id=previous,
+            truncation="auto",
+            background=background,
+        )
+        while response.status in ("queued", "in_progress"):
+            response = await client.responses.retrieve(response.id)
+        assert response.status == "completed"
+        ids.append(previous := response.id)
+    counted = await chain_counts(sessions, ids)
+    running = 0
+    for chain_tokens, encoding, own in counted:
+        running += own
+        assert (chain_tokens, encoding) == (running, "o200k_base")
+    other = await client.responses.create(
+        model="gpt-4-small", input="other", previous_response_id=previous, truncation="auto"
+    )
+    after = await client.responses.create(
+        model="gpt-4-small", input="after", previous_response_id=other.id, truncation="auto"
+    )
+    assert [c[0] for c in await chain_counts(sessions, [other.id, after.id])] == [None, None]

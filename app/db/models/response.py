@@ -60,6 +60,12 @@ class ResponseRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # The tokens of its chain through this response's output: its ancestors' items and its
+    # own, counted in `chain_encoding` (migration 0011). Written when it ends; null where a
+    # count is missing, in another encoding or a compaction is in the chain, and then the
+    # chain read walks every ancestor. Set, it lets the walk stop at the window.
+    chain_tokens: Mapped[int | None] = mapped_column(sa.BigInteger)
+    chain_encoding: Mapped[str | None] = mapped_column(sa.String(16))
     # Deleting hides a response from every route but keeps its items, because later responses
     # in its chain and conversations still reference them.
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -4,7 +4,8 @@ judges the plans of: 3 chains of 1,000 turns, a 10,000-item conversation among 2
 For each state of that test (never analyzed, as a new deployment is; analyzed while small;
 analyzed once full) it times the history functions a turn calls, in process:
 the chain at depth 1,000 and the big conversation, each cut to a 3,000-token window and read
-whole. Interleaved rounds; the conversation's lock is rolled back after every read.
+whole; the chain's cut also on a chain without running counts (one begun before migration
+0011), which is walked whole. Interleaved rounds; the conversation's lock is rolled back after every read.
 
     python bench/read_plans.py [--rounds 50] [--no-record]
 """
@@ -24,10 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared import append_results, git_commit, machine
 
 from app.db.session import create_engine, create_sessionmaker
-from tests.test_query_plans import HEAD, STATES, a_turn_after, a_turn_on, database_in
+from tests.test_query_plans import (
+    HEAD,
+    STATES,
+    UNCOUNTED_HEAD,
+    a_turn_after,
+    a_turn_on,
+    database_in,
+)
 
 READS = {
     "chain depth 1,000, window": a_turn_after(HEAD, 3_000),
+    "chain depth 1,000, window, no running counts": a_turn_after(UNCOUNTED_HEAD, 3_000),
     "chain depth 1,000, whole": a_turn_after(HEAD, None),
     "conversation 10,000 items, window": a_turn_on("conv_plan_big", 3_000),
     "conversation 10,000 items, whole": a_turn_on("conv_plan_big", None),

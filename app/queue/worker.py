@@ -17,6 +17,7 @@ from saq import Worker
 
 from app import ids, shutdown
 from app.config import Settings
+from app.db.session import POOL_SIZE
 from app.observability import tracing
 from app.queue import heartbeat
 from app.queue.redis import CANCEL_CHANNEL, JOB_FUNCTION, RedisJobQueue
@@ -29,7 +30,9 @@ log = logging.getLogger("rapport.worker")
 
 
 async def run_worker(settings: Settings, concurrency: int) -> None:
-    runtime = Runtime(settings)
+    # A connection for each run at once (each holds one only while it reads or writes, but
+    # they come in waves) and a few for the sweeper, the renewals and the cancel listener.
+    runtime = Runtime(settings, pool_size=max(POOL_SIZE, concurrency + 8))
     assert isinstance(runtime.queue, RedisJobQueue)  # the CLI refuses to start without Redis
     assert runtime.redis is not None
     tracing.configure()

@@ -25,6 +25,7 @@ from app.responses import convert, repository
 from app.responses.service import ResponseService
 from app.runs.emitter import Emitter
 from app.runtime import Runtime
+from app.tokens.models import encoding_for
 from app.transports.sse import frame
 from app.wire.responses import CreateResponseRequest, Response
 
@@ -89,7 +90,11 @@ class BackgroundResponses:
                     headers={"x-should-retry": "false"},
                 )
             cancelled = row.status in ACTIVE and await repository.finish_response(
-                session, caller.project_id, response_id, {"status": "cancelled"}
+                session,
+                caller.project_id,
+                response_id,
+                {"status": "cancelled"},
+                chain=self._cancelled_chain(row.model),
             )
             if cancelled and row.conversation_id is not None:
                 await conversations.release_lease(session, row.conversation_id, response_id)
@@ -97,6 +102,13 @@ class BackgroundResponses:
             await self._runtime.queue.abort(response_id)
             await self._runtime.event_log.end(response_id, self._runtime.settings.event_ttl_seconds)
         return await self._responses.retrieve(caller, response_id)
+
+    def _cancelled_chain(self, model: str) -> repository.ChainEnd:
+        """A cancelled response keeps no output (what the cancel answers stays stored): its
+        chain's running count grows by its input alone, so a chain continued after a cancel
+        still stops its walk at the window."""
+        route, _ = self._runtime.providers.resolve(model)
+        return repository.ChainEnd(0, encoding_for(model, route))
 
 
 def announcement(snapshot: Response) -> list[dict[str, Any]]:

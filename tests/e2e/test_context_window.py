@@ -441,3 +441,29 @@ async def test_a_chain_keeps_its_running_count(
         model="gpt-4-small", input="after", previous_response_id=other.id, truncation="auto"
     )
     assert [c[0] for c in await chain_counts(sessions, [other.id, after.id])] == [None, None]
+
+
+async def test_a_cancelled_turn_keeps_the_running_count(
+    client: AsyncOpenAI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A cancel keeps no output: the chain's count grows by the input alone, and the next
+    turn, continued from the cancelled one, counts on from there."""
+    first = await client.responses.create(model="small", input="start", truncation="auto")
+    slow = await client.responses.create(
+        model="small",
+        input="[sleep:5000] wait",
+        previous_response_id=first.id,
+        truncation="auto",
+        background=True,
+    )
+    cancelled = await client.responses.cancel(slow.id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.output == []
+    after = await client.responses.create(
+        model="small", input="after", previous_response_id=slow.id, truncation="auto"
+    )
+    counted = await chain_counts(sessions, [first.id, slow.id, after.id])
+    running = 0
+    for chain_tokens, encoding, own in counted:
+        running += own
+        assert (chain_tokens, encoding) == (running, "o200k_base")

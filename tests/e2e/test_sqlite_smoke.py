@@ -7,8 +7,10 @@ from typing import Any
 
 import openai
 import pytest
+import sqlalchemy as sa
 from openai import AsyncOpenAI
 
+from app.context import repository as reads
 from app.db.session import create_engine, create_sessionmaker
 from tests.conftest import new_project, sdk
 from tests.harness import RapportServer
@@ -92,3 +94,50 @@ async def test_twenty_concurrent_creates_all_succeed_on_sqlite(sqlite_client: As
         items = await sqlite_client.conversations.items.list(conversation.id, order="asc")
         texts = [item.content[0].text for item in items.data]  # type: ignore[union-attr]
         assert texts == [f"turn {n * 4}", f"echo: turn {n * 4}"] * 3  # each round's turn, whole
+
+
+async def test_a_chain_s_running_count_cuts_the_same_on_sqlite(
+    rapport_sqlite: RapportServer, sqlite_url: str
+) -> None:
+    """The running count is written by SQLite's UPDATE too, and a walk it stops reads the
+    same items as a whole walk cut to the same budget."""
+    engine = create_engine(sqlite_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        project = await new_project(sessions)
+        client = sdk(rapport_sqlite, project)
+        ids: list[str] = []
+        for turn in range(6):
+            response = await client.responses.create(
+                model="test-model",
+                input=f"turn {turn} " + "word " * 20,
+                previous_response_id=ids[-1] if ids else None,
+            )
+            ids.append(response.id)
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.text(
+                        "SELECT chain_tokens, chain_encoding, (SELECT SUM(token_count) "
+                        "FROM items WHERE response_id = r.id) FROM responses AS r "
+                        "WHERE r.project_id = :project ORDER BY r.created_at, r.id"
+                    ),
+                    {"project": project.project_id},
+                )
+            ).all()
+            running = 0
+            for chain_tokens, encoding, own in rows:
+                running += own
+                assert (chain_tokens, encoding) == (running, "o200k_base")
+            budget = running // 3
+            stopped = await reads.chain_items(
+                session, project.project_id, ids[-1], "o200k_base", budget, running
+            )
+            whole = await reads.chain_items(
+                session, project.project_id, ids[-1], "o200k_base", budget
+            )
+    finally:
+        await engine.dispose()
+    assert stopped.bodies == whole.bodies
+    assert 0 < len(stopped.bodies) < 12
+    assert stopped.omitted_tokens == whole.omitted_tokens > 0

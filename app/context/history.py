@@ -44,6 +44,13 @@ class History(msgspec.Struct):
     # response) names its own, since the next turn may count with another.
     encoding: str | None = None
 
+    # The tokens of the whole chain this history was read from, when the item store could
+    # count every item of it (no count missing or in another encoding, no compaction): what a
+    # response continuing it adds its own to for its chain's running count, also where the
+    # head has none yet (a chain begun before migration 0011 heals on its next turn). Never
+    # set on a history kept in memory, which the item store would not find behind the head.
+    stored_total: int | None = None
+
     def counted_in(self, encoding: str) -> History:
         """This history with counts usable under `encoding` (dropped when they are another's)."""
         if self.encoding in (None, encoding):
@@ -113,10 +120,16 @@ async def chain(
         )
     newest = previous_response_id
     running = head.chain_tokens if head.chain_encoding == encoding else None
-    return await _bounded(
+    read = await _bounded(
         lambda budget: reads.chain_items(session, project_id, newest, encoding, budget, running),
         cut,
     )
+    countable = None not in read.counts and not any(
+        body.get("type") == conversations.COMPACTION for body in read.bodies
+    )
+    if countable:
+        read.stored_total = sum(count or 0 for count in read.counts) + read.omitted_tokens
+    return read
 
 
 async def conversation(

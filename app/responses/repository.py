@@ -76,10 +76,13 @@ async def insert_items(
 
 class ChainEnd(NamedTuple):
     """What a response's own output adds to its chain's running count (`chain_tokens`):
-    `output_tokens` is None when the output cannot be counted into it (a compaction)."""
+    `output_tokens` is None when the output cannot be counted into it (a compaction).
+    `history_tokens` is the chain's total before this response as its history read counted
+    it, for a parent that has no running count in this encoding."""
 
     output_tokens: int | None
     encoding: str
+    history_tokens: int | None = None
 
 
 async def finish_response(
@@ -117,7 +120,11 @@ async def finish_response(
     if epoch is not None:
         parameters["where_epoch"] = epoch
     if chain is not None:
-        parameters.update(chain_output_tokens=chain.output_tokens, chain_encoding=chain.encoding)
+        parameters.update(
+            chain_output_tokens=chain.output_tokens,
+            chain_encoding=chain.encoding,
+            chain_history_tokens=chain.history_tokens,
+        )
     result = await session.execute(statement, parameters)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -142,9 +149,10 @@ async def get_bodies(
 
 
 def _chain_tokens() -> sa.ColumnElement[Any]:
-    """The parent's running count (0 at a chain's start) plus this response's input items, as
-    stored with their cached counts, plus its output's: null — "walk everything" — when the
-    parent has none in this encoding, or an input item lacks a count in it or is a compaction
+    """The parent's running count (0 at a chain's start; else the total its history read
+    counted) plus this response's input items, as stored with their cached counts, plus its
+    output's: null — "walk everything" — when neither gives the parent's in this encoding,
+    or an input item lacks a count in it or is a compaction
     (which replaces what came before, so counts no longer add up to what is sent). Subqueries
     by primary key and by the (response_id, side, position) key: no statement of its own."""
     encoding = sa.bindparam("chain_encoding", type_=sa.String)
@@ -175,9 +183,15 @@ def _chain_tokens() -> sa.ColumnElement[Any]:
     parent = RESPONSES.alias("chain_parent")
     before = sa.case(
         (RESPONSES.c.previous_response_id.is_(None), 0),
-        else_=sa.select(parent.c.chain_tokens)
-        .where(parent.c.id == RESPONSES.c.previous_response_id, parent.c.chain_encoding == encoding)
-        .scalar_subquery(),
+        else_=sa.func.coalesce(
+            sa.select(parent.c.chain_tokens)
+            .where(
+                parent.c.id == RESPONSES.c.previous_response_id,
+                parent.c.chain_encoding == encoding,
+            )
+            .scalar_subquery(),
+            sa.bindparam("chain_history_tokens", type_=sa.BigInteger),
+        ),
     )
     return before + own_input + sa.bindparam("chain_output_tokens", type_=sa.BigInteger)
 

@@ -124,7 +124,7 @@ def _chain_end(
     compaction, whose item stands for what came before it."""
     compacted = any(item.get("type") == conversations.COMPACTION for item in outcome.output)
     tokens = None if compacted else sum(output_counts)
-    return repository.ChainEnd(tokens, started.fitter.encoding)
+    return repository.ChainEnd(tokens, started.fitter.encoding, started.past.stored_total)
 
 
 def _counted(

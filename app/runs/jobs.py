@@ -147,6 +147,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
             )
         failure: outcomes.Outcome | None = None
         window: Window | None = None
+        past = History()
         try:
             cut = fitter.cut(input_bodies)
             past = await _history(runtime, session, row, now, fitter.encoding, cut)
@@ -171,6 +172,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         fitter=fitter,
         plan=window.plan if window is not None else None,
         tools=hosted,
+        past=past,
         input=History(input_bodies, list(window.input_counts), encoding=fitter.encoding)
         if window is not None
         else History(),

@@ -5,10 +5,11 @@ the cut (a 1,000-deep chain cost twice a 1-deep one). Each response now carries 
 its chain through its own output (`chain_tokens`, in `chain_encoding`), written once when it
 ends: the walk stops at the first ancestor whose newer items already fill the budget.
 
-Existing rows keep null, which the read takes as "walk everything" — the old behaviour, for
-chains that began before this migration. Nothing is backfilled: a recursive sum over every
-stored chain would hold a large `responses` table for minutes, and those chains still read
-correctly.
+Existing rows keep null, which the read takes as "walk everything" — the old behaviour — for
+one turn: that turn's read sums the whole chain anyway, and the response it makes starts its
+own count from that total (app/context/history.py, `stored_total`), so an old chain heals on
+its next turn. Nothing is backfilled here: a recursive sum over every stored chain would hold
+a large `responses` table for minutes, most of it chains nobody continues.
 
 Revision ID: 0011
 Revises: 0010

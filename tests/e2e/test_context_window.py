@@ -467,3 +467,39 @@ async def test_a_cancelled_turn_keeps_the_running_count(
     for chain_tokens, encoding, own in counted:
         running += own
         assert (chain_tokens, encoding) == (running, "o200k_base")
+
+
+async def test_a_chain_begun_before_running_counts_gets_one_on_its_next_turn(
+    client: AsyncOpenAI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Rows written before migration 0011 have no running count: the next turn reads the
+    chain whole (as it must), and the total that read counted becomes its own count's start,
+    so every later turn stops its walk at the window again."""
+    old = [await client.responses.create(model="small", input="one", truncation="auto")]
+    for text in ("two", "three"):
+        old.append(
+            await client.responses.create(
+                model="small", input=text, previous_response_id=old[-1].id, truncation="auto"
+            )
+        )
+    ids = [response.id for response in old]
+    async with sessions() as session, session.begin():
+        await session.execute(
+            sa.text(
+                "UPDATE responses SET chain_tokens = NULL, chain_encoding = NULL "
+                "WHERE id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+    healed = await client.responses.create(
+        model="small", input="four", previous_response_id=ids[-1], truncation="auto"
+    )
+    later = await client.responses.create(
+        model="small", input="five", previous_response_id=healed.id, truncation="auto"
+    )
+    counted = await chain_counts(sessions, [*ids, healed.id, later.id])
+    assert [c[0] for c in counted[:3]] == [None, None, None]
+    running = sum(own for _, _, own in counted[:3])
+    for chain_tokens, encoding, own in counted[3:]:
+        running += own
+        assert (chain_tokens, encoding) == (running, "o200k_base")

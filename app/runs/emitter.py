@@ -47,6 +47,7 @@ from app.providers.base import (
     ToolCallDelta,
 )
 from app.providers.catalog import Entry, ToolCatalog
+from app.runs.content_parts import PART_EVENTS, empty_part
 from app.wire.items import new_item_id
 
 Event = dict[str, Any]
@@ -58,13 +59,6 @@ class RawCall(msgspec.Struct):
     call_id: str
     name: str
     arguments: str = ""
-
-
-_PART_EVENTS = {
-    "output_text": ("response.output_text.delta", "response.output_text.done", "text"),
-    "refusal": ("response.refusal.delta", "response.refusal.done", "refusal"),
-    "reasoning_text": ("response.reasoning_text.delta", "response.reasoning_text.done", "text"),
-}
 
 
 class Emitter:
@@ -177,7 +171,7 @@ class Emitter:
             item = self._open_item(item_type, events)
         parts = item["content"]
         if not parts or parts[-1]["type"] != part_type:
-            part = _empty_part(part_type)
+            part = empty_part(part_type)
             parts.append(part)
             events.append(
                 self.event(
@@ -185,11 +179,11 @@ class Emitter:
                     item_id=item["id"],
                     output_index=len(self.output) - 1,
                     content_index=len(parts) - 1,
-                    part=_empty_part(part_type),  # its own lists: the part's grow in place
+                    part=empty_part(part_type),  # its own lists: the part's grow in place
                 )
             )
         part = parts[-1]
-        field = _PART_EVENTS[part_type][2]
+        field = PART_EVENTS[part_type].field
         part[field] += text
         extra: dict[str, Any] = {}
         if part_type == "output_text":
@@ -197,7 +191,7 @@ class Emitter:
             extra["logprobs"] = logprobs.for_event(tokens)
         events.append(
             self._delta_event(
-                _PART_EVENTS[part_type][0],
+                PART_EVENTS[part_type].delta,
                 item_id=item["id"],
                 output_index=len(self.output) - 1,
                 content_index=len(parts) - 1,
@@ -377,13 +371,13 @@ class Emitter:
     def _close_part(
         self, item: dict[str, Any], index: int, content_index: int, part: dict[str, Any]
     ) -> list[Event]:
-        done_kind, field = _PART_EVENTS[part["type"]][1], _PART_EVENTS[part["type"]][2]
+        kinds = PART_EVENTS[part["type"]]
         extra: dict[str, Any] = {}
         if part["type"] == "output_text":
             extra["logprobs"] = logprobs.for_event(part["logprobs"])
         where = {"item_id": item["id"], "output_index": index, "content_index": content_index}
         return [
-            self.event(done_kind, **where, **{field: part[field]}, **extra),
+            self.event(kinds.done, **where, **{kinds.field: part[kinds.field]}, **extra),
             self.event("response.content_part.done", **where, part=dict(part)),
         ]
 
@@ -393,11 +387,3 @@ class Emitter:
             # token lengths to someone watching encrypted traffic.
             fields["obfuscation"] = secrets.token_urlsafe(1 + secrets.randbelow(12))[:16]
         return self.event(kind, **fields)
-
-
-def _empty_part(part_type: str) -> dict[str, Any]:
-    if part_type == "output_text":
-        return {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-    if part_type == "refusal":
-        return {"type": "refusal", "refusal": ""}
-    return {"type": "reasoning_text", "text": ""}

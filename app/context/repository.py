@@ -243,19 +243,21 @@ async def chain_items(
     `chain_tokens` is the newest response's running count when it is in `token_encoding`
     (the caller has its row): given with a budget, the walk stops at the window."""
     dialect = session.get_bind().dialect.name
-    floor = chain_tokens - budget if chain_tokens is not None and budget is not None else None
+    floor = None  # no stop: no count, no budget, or the whole chain fits
+    if chain_tokens is not None and budget is not None and chain_tokens > budget:
+        floor = chain_tokens - budget
     parameters = {
         "newest_id": newest_id,
         "project_id": project_id,
         "token_encoding": token_encoding,
         "budget": budget,
-        "chain_floor": floor if floor is not None and floor > 0 else None,
+        "chain_floor": floor,
     }
     rows = (await session.execute(_CHAIN.get(dialect, _CHAIN["sqlite"]), parameters)).all()
     if not rows:
         return Read([], [])
     kept_tokens = rows[0][3] or 0  # the oldest kept row's "newer" sum: all that was read
-    total = chain_tokens if parameters["chain_floor"] is not None else rows[0][2]
+    total = chain_tokens if floor is not None else rows[0][2]  # a stopped walk saw part of it
     return Read([row[0] for row in rows], [row[1] for row in rows], _omitted(total, kept_tokens))
 
 

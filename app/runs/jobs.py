@@ -113,16 +113,9 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
     """Take the response if it is still queued, and rebuild what it is to generate."""
     now = utcnow()
     async with unit_of_work(runtime.sessions) as session:
-        # The claimed row comes back with the UPDATE: no second round trip to read it. A Core
-        # statement and a plain row object: the ORM's bulk UPDATE and the flush of a loaded
-        # row cost about a millisecond of the worker's CPU per job.
-        claimed = (
-            await session.execute(_CLAIM, {"claim_id": response_id, "claim_now": now})
-        ).first()
-        if claimed is None:
+        row = await repository.claim_queued(session, response_id, now)
+        if row is None:
             return None
-        found = claimed._mapping
-        row = ResponseRow(**{attribute: found[name] for name, attribute in _ATTRIBUTES})
         stored = dict(row.request or {})
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)
@@ -140,11 +133,7 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
         if time.monotonic() - counting > RENEW_AFTER_COUNTING_SECONDS:
             # As of now: a count of seconds is no sign of a dead run.
             row.heartbeat_at = utcnow()
-            await session.execute(
-                sa.update(RESPONSES)
-                .where(RESPONSES.c.id == response_id)
-                .values(heartbeat_at=row.heartbeat_at)
-            )
+            await repository.renew_heartbeat(session, response_id, row.heartbeat_at)
         failure: outcomes.Outcome | None = None
         window: Window | None = None
         past = History()
@@ -184,21 +173,6 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
     return started
 
 
-RESPONSES: sa.Table = ResponseRow.__table__  # type: ignore[assignment]
-_CLAIM = (
-    sa.update(RESPONSES)
-    .where(RESPONSES.c.id == sa.bindparam("claim_id"), RESPONSES.c.status == "queued")
-    .values(
-        status="in_progress",
-        attempts=RESPONSES.c.attempts + 1,
-        heartbeat_at=sa.bindparam("claim_now"),
-    )
-    .returning(*RESPONSES.c)
-)
-# (column name, attribute name) of every mapped column: `metadata` is `metadata_`.
-_ATTRIBUTES = tuple(
-    (attribute.columns[0].name, attribute.key) for attribute in sa.inspect(ResponseRow).column_attrs
-)
 # Counting an input for longer than this renews the heartbeat before the run goes on.
 RENEW_AFTER_COUNTING_SECONDS = 1.0
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from saq.job import Job, Status
 
-from app.runs.event_log import LeaseLost, RedisEventLog
+from app.queue.redis import make_saq_queue
+from app.runs.event_log import LeaseLost, MemoryEventLog, RedisEventLog
 from app.runs.log_writer import LogWriter
 
 REDIS_URL = os.environ.get("RAPPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -134,3 +136,36 @@ async def test_a_run_that_lost_its_lease_cannot_end_the_log(
     with pytest.raises(LeaseLost):
         await log.end(response_id, 60, [event(0)], epoch=1)
     assert await log.next_sequence(response_id) == 0  # neither the event nor the marker
+
+
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+async def test_a_claim_writes_its_first_event_with_the_fence_once_the_announcement_is_there(
+    client: aioredis.Redis, response_id: str, kind: str
+) -> None:
+    log: RedisEventLog | MemoryEventLog = (
+        RedisEventLog(client) if kind == "redis" else MemoryEventLog()
+    )
+    # Nothing announced yet (accepted while Redis was down): the fence alone, nothing appended.
+    assert await log.fence(response_id, 1, [event(2)], if_holding=2) == 0
+    assert await log.next_sequence(response_id) == 0
+    await log.append(response_id, [event(0), event(1)], 1)
+    # Announced: a retried claim (attempt 2) takes the log and appends in the same step.
+    assert await log.fence(response_id, 2, [event(2)], if_holding=2) == 2
+    assert await log.next_sequence(response_id) == 3
+    with pytest.raises(LeaseLost):  # the fence moved to attempt 2 in that step
+        await log.append(response_id, [event(3)], 1)
+    await log.end(response_id, 60, [event(3)], epoch=2)
+    assert [e["sequence_number"] async for e in log.follow(response_id, -1)] == [0, 1, 2, 3]
+
+
+async def test_the_job_queue_announces_no_status_changes(client: aioredis.Redis) -> None:
+    """saq's per-status PUBLISH had no listener in Rapport: the queue no longer sends it."""
+    queue = make_saq_queue(client)
+    job = Job(function="run_response", key=f"resp_announce{secrets.token_hex(6)}", queue=queue)
+    async with client.pubsub() as pubsub:
+        await pubsub.subscribe(job.id)
+        assert (await pubsub.get_message(timeout=1.0))["type"] == "subscribe"
+        await queue.update(job, status=Status.ACTIVE)
+        assert await pubsub.get_message(timeout=0.5) is None
+        assert await queue.job(job.key) is not None  # the status itself is still stored
+    await client.delete(job.id)

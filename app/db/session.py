@@ -102,3 +102,25 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
                 if outage.is_unreachable(exc):
                     raise outage.CommitUncertain from exc
                 raise
+
+
+@asynccontextmanager
+async def single_statements(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement is its own transaction (Postgres autocommit).
+
+    For work whose writes are single statements that stand alone (a conditional UPDATE that
+    claims a row) and whose reads need no common snapshot: it spares the BEGIN and COMMIT round
+    trips a unit of work costs, which on a busy worker's loop each waited a whole turn of it.
+    SQLite keeps its unit of work: its writers take turns per transaction (app/db/writer.py).
+    """
+    bind = sessions.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        async with unit_of_work(sessions) as session:
+            yield session
+        return
+    with tracing.span("db.single_statements"):
+        async with sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session

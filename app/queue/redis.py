@@ -11,7 +11,8 @@ import time
 
 import redis.asyncio as aioredis
 from saq import Queue
-from saq.job import Status
+from saq.job import Job, Status
+from saq.queue.redis import RedisQueue
 
 QUEUE_NAME = "rapport"
 JOB_FUNCTION = "run_response"
@@ -21,10 +22,19 @@ CANCEL_CHANNEL = "rapport:cancel"
 JOB_TTL_SECONDS = 600
 
 
-def make_saq_queue(client: aioredis.Redis) -> Queue:
-    from saq.queue.redis import RedisQueue
+class _UnannouncedQueue(RedisQueue):
+    """saq's Redis queue without its status announcements.
 
-    return RedisQueue(client, name=QUEUE_NAME)
+    saq PUBLISHes every status change of a job for `Queue.listen` and `Job.refresh`, which
+    Rapport never uses (the response's state is in the database, its events in the event log):
+    two round trips per job that no one received."""
+
+    async def notify(self, job: Job) -> None:
+        return None
+
+
+def make_saq_queue(client: aioredis.Redis) -> Queue:
+    return _UnannouncedQueue(client, name=QUEUE_NAME)
 
 
 class RedisJobQueue:

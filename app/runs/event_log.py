@@ -53,6 +53,15 @@ redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+# A claim's fence, and its first events when the log already holds `ARGV[3]` (the announcement).
+_FENCE = """
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+local held = redis.call('XLEN', KEYS[1])
+if held >= tonumber(ARGV[3]) then
+  for i = 4, #ARGV, 2 do redis.call('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1]) end
+end
+return held
+"""
 FENCE_TTL_SECONDS = 86_400
 
 
@@ -67,9 +76,17 @@ class EventLog(Protocol):
         the fence holds that attempt."""
         ...
 
-    async def fence(self, response_id: str, epoch: int) -> int:
+    async def fence(
+        self,
+        response_id: str,
+        epoch: int,
+        then: Sequence[dict[str, Any]] = (),
+        if_holding: int = 0,
+    ) -> int:
         """Give the log to attempt `epoch` (0: to nobody, until the next claim); returns how
-        many events it holds (what `next_sequence` would say), in the same round trip."""
+        many events it held (what `next_sequence` would have said), in the same round trip.
+        `then` is appended in that step too, when the log held at least `if_holding` events:
+        a claimed run's first event costs no round trip of its own."""
         ...
 
     async def next_sequence(self, response_id: str) -> int:
@@ -103,17 +120,25 @@ class RedisEventLog:
         self._redis = client
         self._fenced_append = client.register_script(_FENCED_APPEND)
         self._fenced_end = client.register_script(_FENCED_END)
+        self._fence = client.register_script(_FENCE)
 
     @staticmethod
     def _key(response_id: str) -> str:
         return f"rapport:events:{response_id}"
 
-    async def fence(self, response_id: str, epoch: int) -> int:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(f"rapport:fence:{response_id}", str(epoch), ex=FENCE_TTL_SECONDS)
-            pipe.xlen(self._key(response_id))
-            _, held = await pipe.execute()
-        return int(held)
+    async def fence(
+        self,
+        response_id: str,
+        epoch: int,
+        then: Sequence[dict[str, Any]] = (),
+        if_holding: int = 0,
+    ) -> int:
+        arguments: list[Any] = [str(epoch), FENCE_TTL_SECONDS, if_holding]
+        for event in then:
+            arguments += _entry(event)
+        keys = [self._key(response_id), f"rapport:fence:{response_id}"]
+        with _closed_is_refused(response_id):
+            return int(await self._fence(keys=keys, args=arguments))
 
     async def append(
         self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None
@@ -214,9 +239,18 @@ class MemoryEventLog:
         self._fences: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    async def fence(self, response_id: str, epoch: int) -> int:
+    async def fence(
+        self,
+        response_id: str,
+        epoch: int,
+        then: Sequence[dict[str, Any]] = (),
+        if_holding: int = 0,
+    ) -> int:
         self._fences[response_id] = epoch
-        return len(self._events.get(response_id, []))
+        held = len(self._events.get(response_id, []))
+        if then and held >= if_holding:
+            await self.append(response_id, then, epoch)
+        return held
 
     async def append(
         self, response_id: str, events: Sequence[dict[str, Any]], epoch: int | None = None

@@ -26,7 +26,7 @@ from app.context.assembly import Window
 from app.context.history import History
 from app.db.base import utcnow
 from app.db.models import ResponseRow
-from app.db.session import unit_of_work
+from app.db.session import single_statements, unit_of_work
 from app.errors import ApiError
 from app.providers import draining
 from app.providers.base import GenerationRequest
@@ -59,15 +59,14 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
     emitter, run = loop.stream_run(started, runtime.sealer, ANNOUNCED_EVENTS)
     epoch = row.attempts  # this run's attempt: every write below is fenced by it
     snapshot = convert.to_wire(row, [])
+    in_progress = [emitter.event("response.in_progress", response=snapshot)]
     try:
-        if await events_log.fence(row.id, epoch) < ANNOUNCED_EVENTS:
+        held = await events_log.fence(row.id, epoch, in_progress, if_holding=ANNOUNCED_EVENTS)
+        if held < ANNOUNCED_EVENTS:
             # Accepted while Redis was down: the announcement is written now, before the rest.
             queued = convert.to_wire(row, [])
             queued.status = "queued"
-            await events_log.append(row.id, announcement(queued), epoch)
-        await events_log.append(
-            row.id, [emitter.event("response.in_progress", response=snapshot)], epoch
-        )
+            await events_log.append(row.id, [*announcement(queued), *in_progress], epoch)
     except LeaseLost:
         return  # the sweeper already gave the response to another attempt
     except EventLogClosed:
@@ -112,7 +111,8 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:
     """Take the response if it is still queued, and rebuild what it is to generate."""
     now = utcnow()
-    async with unit_of_work(runtime.sessions) as session:
+    # Each statement commits alone: the claim is one conditional UPDATE, the rest reads.
+    async with single_statements(runtime.sessions) as session:
         row = await repository.claim_queued(session, response_id, now)
         if row is None:
             return None

@@ -28,6 +28,14 @@ from app.runtime import Runtime
 
 log = logging.getLogger("rapport.worker")
 
+# How many runs may be in their own work at once: claiming and rebuilding before the model's
+# answer, storing it after. The event loop shares itself among every ready task in turn, so 32
+# runs that came together each did a step of their work per turn of the loop and all finished
+# it together, late, while the loop sat idle through their upstream waits; the loop ran at 60 %
+# of a core and one worker did 63 jobs/s. Taken a few at a time, the runs finish their work in
+# order, each going on to its upstream wait while the next works (82-95 jobs/s, 90 %).
+PREPARING_AT_ONCE = 4
+
 
 async def run_worker(settings: Settings, concurrency: int) -> None:
     # A connection for each run at once (each holds one only while it reads or writes, but
@@ -40,11 +48,12 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     worker_id = ids.new_id(ids.WORKER)
     responses = ResponseService(runtime)
     running: dict[str, asyncio.Task[None]] = {}
+    turns = asyncio.Semaphore(PREPARING_AT_ONCE)
 
     async def run_response(_ctx: Any, *, response_id: str) -> None:
         # The run is a task of its own, so a cancel stops it without cancelling saq's task
         # (saq would then count the job as aborted and wait on it at shutdown).
-        run = asyncio.create_task(_traced_job(runtime, responses, response_id))
+        run = asyncio.create_task(_traced_job(runtime, responses, response_id, turns))
         running[response_id] = run
         try:
             await asyncio.shield(run)
@@ -86,9 +95,11 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
         await runtime.close()
 
 
-async def _traced_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+async def _traced_job(
+    runtime: Runtime, responses: ResponseService, response_id: str, turns: asyncio.Semaphore
+) -> None:
     with tracing.span("job.run", {"rapport.response_id": response_id}):
-        await jobs.run_job(runtime, responses, response_id)
+        await jobs.run_job(runtime, responses, response_id, turns)
 
 
 async def _listen_for_cancels(runtime: Runtime, running: dict[str, asyncio.Task[Any]]) -> None:

@@ -50,27 +50,35 @@ log = logging.getLogger("rapport.jobs")
 ANNOUNCED_EVENTS = 2
 
 
-async def run_job(runtime: Runtime, responses: ResponseService, response_id: str) -> None:
+async def run_job(
+    runtime: Runtime,
+    responses: ResponseService,
+    response_id: str,
+    turns: asyncio.Semaphore | None = None,
+) -> None:
+    """Run one response; with `turns`, its work before and after the model's answer waits for
+    one of them (a worker's CPU phases in order: app/queue/worker.py)."""
     draining.leave_to_the_queue()  # interrupted by a shutdown, it goes back to the queue
-    started = await claim(runtime, responses, response_id)
-    if started is None:
-        return
-    row, events_log = started.row, runtime.event_log
-    emitter, run = loop.stream_run(started, runtime.sealer, ANNOUNCED_EVENTS)
-    epoch = row.attempts  # this run's attempt: every write below is fenced by it
-    snapshot = convert.to_wire(row, [])
-    in_progress = [emitter.event("response.in_progress", response=snapshot)]
-    try:
-        held = await events_log.fence(row.id, epoch, in_progress, if_holding=ANNOUNCED_EVENTS)
-        if held < ANNOUNCED_EVENTS:
-            # Accepted while Redis was down: the announcement is written now, before the rest.
-            queued = convert.to_wire(row, [])
-            queued.status = "queued"
-            await events_log.append(row.id, [*announcement(queued), *in_progress], epoch)
-    except LeaseLost:
-        return  # the sweeper already gave the response to another attempt
-    except EventLogClosed:
-        return  # cancelled between the claim and the first event: the cancel ended it all
+    async with turns or contextlib.nullcontext():
+        started = await claim(runtime, responses, response_id)
+        if started is None:
+            return
+        row, events_log = started.row, runtime.event_log
+        emitter, run = loop.stream_run(started, runtime.sealer, ANNOUNCED_EVENTS)
+        epoch = row.attempts  # this run's attempt: every write below is fenced by it
+        snapshot = convert.to_wire(row, [])
+        in_progress = [emitter.event("response.in_progress", response=snapshot)]
+        try:
+            held = await events_log.fence(row.id, epoch, in_progress, if_holding=ANNOUNCED_EVENTS)
+            if held < ANNOUNCED_EVENTS:
+                # Accepted while Redis was down: the announcement is written now, before the rest.
+                queued = convert.to_wire(row, [])
+                queued.status = "queued"
+                await events_log.append(row.id, [*announcement(queued), *in_progress], epoch)
+        except LeaseLost:
+            return  # the sweeper already gave the response to another attempt
+        except EventLogClosed:
+            return  # cancelled between the claim and the first event: the cancel ended it all
     me = asyncio.current_task()
     events = run.events()
     writer = LogWriter(events_log, row.id, epoch)
@@ -99,13 +107,14 @@ async def run_job(runtime: Runtime, responses: ResponseService, response_id: str
         raise
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
-    if await responses.settle(started, outcome) is not outcome:
-        return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
-    final = convert.to_wire(row, outcome.output)
-    terminal = emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
-    # LeaseLost: another attempt holds the log; EventLogClosed: a cancel ended it meanwhile.
-    with contextlib.suppress(LeaseLost, EventLogClosed):
-        await events_log.end(row.id, runtime.settings.event_ttl_seconds, [terminal], epoch)
+    async with turns or contextlib.nullcontext():
+        if await responses.settle(started, outcome) is not outcome:
+            return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
+        final = convert.to_wire(row, outcome.output)
+        terminal = emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
+        # LeaseLost: another attempt holds the log; EventLogClosed: a cancel ended it meanwhile.
+        with contextlib.suppress(LeaseLost, EventLogClosed):
+            await events_log.end(row.id, runtime.settings.event_ttl_seconds, [terminal], epoch)
 
 
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:

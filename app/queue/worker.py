@@ -33,7 +33,7 @@ log = logging.getLogger("rapport.worker")
 # runs that came together each did a step of their work per turn of the loop and all finished
 # it together, late, while the loop sat idle through their upstream waits; the loop ran at 60 %
 # of a core and one worker did 63 jobs/s. Taken a few at a time, the runs finish their work in
-# order, each going on to its upstream wait while the next works (82-95 jobs/s, 90 %).
+# order, each going on to its upstream wait while the next works (80-84 jobs/s, 92-95 %).
 PREPARING_AT_ONCE = 4
 
 

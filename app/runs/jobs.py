@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -59,7 +60,8 @@ async def run_job(
     """Run one response; with `turns`, its work before and after the model's answer waits for
     one of them (a worker's CPU phases in order: app/queue/worker.py)."""
     draining.leave_to_the_queue()  # interrupted by a shutdown, it goes back to the queue
-    async with turns or contextlib.nullcontext():
+    turn: contextlib.AbstractAsyncContextManager[Any] = turns or contextlib.nullcontext()
+    async with turn:
         started = await claim(runtime, responses, response_id)
         if started is None:
             return
@@ -107,7 +109,7 @@ async def run_job(
         raise
     outcome = run.outcome
     assert outcome is not None  # StreamRun.events() always ends with an outcome
-    async with turns or contextlib.nullcontext():
+    async with turn:
         if await responses.settle(started, outcome) is not outcome:
             return  # ended elsewhere (cancelled, swept, taken over): its ender writes the log
         final = convert.to_wire(row, outcome.output)

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import event
+from sqlalchemy import Executable, Result, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -123,4 +123,39 @@ async def single_statements(
     with tracing.span("db.single_statements"):
         async with sessions() as session:
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            session.info[_AUTOCOMMIT] = True
             yield session
+
+
+_AUTOCOMMIT = "rapport.autocommit"
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def execute_write(
+    session: AsyncSession, statement: Executable, parameters: dict[str, Any]
+) -> Result[Any]:
+    """Run a write whose loss must not read as "nothing stored": in `single_statements` the
+    statement commits by itself, so a connection lost while it ran leaves its fate as unknown
+    as a COMMIT cut short in a unit of work, and is raised as `CommitUncertain` likewise.
+    Unless the connection was already known closed before the statement went out (a pooled
+    connection the database dropped, as after its restart): then nothing was sent, and the
+    client may retry."""
+    autocommit = session.info.get(_AUTOCOMMIT, False)
+    closed_before = autocommit and await _known_closed(session)
+    try:
+        return await session.execute(statement, parameters)
+    except outage.UNREACHABLE as exc:
+        if autocommit and not closed_before and outage.is_unreachable(exc):
+            raise outage.CommitUncertain from exc
+        raise
+
+
+async def _known_closed(session: AsyncSession) -> bool:
+    """Whether the driver already saw the connection end (asyncpg tracks it; no round trip)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    is_closed = getattr(raw.driver_connection, "is_closed", None)
+    return bool(is_closed()) if is_closed is not None else False

@@ -97,8 +97,15 @@ async def finish_response(
     """Write a terminal state once: a response already terminal (say, cancelled) is left alone.
     With `epoch` (the attempt a run holds), only while no later attempt has taken it over.
     With `chain`, the same UPDATE writes the chain's running count (`_chain_tokens`)."""
-    columns = tuple(sorted(values))
-    key = (*columns, *(("@epoch",) if epoch is not None else ()), *(("@chain",) if chain else ()))
+    statement = finish_statement(tuple(sorted(values)), epoch is not None, chain is not None)
+    parameters = finish_parameters(project_id, response_id, values, epoch, chain)
+    result = await session.execute(statement, parameters)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_statement(columns: tuple[str, ...], fenced: bool, chained: bool) -> sa.Update:
+    """The UPDATE of `finish_response` for this set of columns, built once per set."""
+    key = (*columns, *(("@epoch",) if fenced else ()), *(("@chain",) if chained else ()))
     statement = _FINISH_STATEMENTS.get(key)
     if statement is None:
         conditions = [
@@ -106,16 +113,29 @@ async def finish_response(
             RESPONSES.c.project_id == sa.bindparam("where_project_id"),
             RESPONSES.c.status.in_(ACTIVE_STATUSES),
         ]
-        if epoch is not None:
+        if fenced:
             conditions.append(RESPONSES.c.attempts == sa.bindparam("where_epoch"))
-        assignments: dict[str, Any] = {column: sa.bindparam(f"set_{column}") for column in columns}
-        if chain is not None:
+        assignments: dict[str, Any] = {
+            column: sa.bindparam(f"set_{column}", type_=RESPONSES.c[column].type)
+            for column in columns
+        }
+        if chained:
             assignments.update(
                 chain_tokens=_chain_tokens(), chain_encoding=sa.bindparam("chain_encoding")
             )
         statement = _FINISH_STATEMENTS[key] = (
             sa.update(RESPONSES).where(*conditions).values(assignments)
         )
+    return statement
+
+
+def finish_parameters(
+    project_id: str,
+    response_id: str,
+    values: dict[str, Any],
+    epoch: int | None,
+    chain: ChainEnd | None,
+) -> dict[str, Any]:
     parameters: dict[str, Any] = {f"set_{column}": value for column, value in values.items()}
     parameters.update(where_id=response_id, where_project_id=project_id)
     if epoch is not None:
@@ -126,8 +146,7 @@ async def finish_response(
             chain_encoding=chain.encoding,
             chain_history_tokens=chain.history_tokens,
         )
-    result = await session.execute(statement, parameters)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return parameters
 
 
 async def claim_queued(

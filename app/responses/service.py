@@ -2,7 +2,9 @@
 
 A create is two short units of work around the upstream call, and no connection is held while
 the model runs: #1 checks, reads the history and stores the response `in_progress` with its
-input; #2 stores the terminal state and the output. With `store: false` neither writes.
+input; #2 stores the terminal state and the output. With `store: false` neither writes. Off a
+conversation, each unit's write is a single statement on Postgres (app/responses/together.py),
+so neither needs a transaction: DESIGN.md's "commit" is that statement's own.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from app.context.fitting import Fitter
 from app.context.history import History
 from app.db.base import utcnow
 from app.db.models import ResponseRow
-from app.db.session import unit_of_work
+from app.db.session import single_statements, unit_of_work
 from app.errors import NotFound, ServerFault, response_not_found
 from app.observability import record
 from app.outage import CommitUncertain, unavailable
 from app.pagination import PageRequest, object_list
 from app.providers.base import GenerationRequest, Provider
-from app.responses import convert, references, repository, rows, settling
+from app.responses import convert, references, repository, rows, settling, together
 from app.responses.tool_checks import dropped_tools
 from app.responses.validation import PreparedRequest, check_route_accepts, prepare
 from app.runs import foreground, lease, loop
@@ -236,7 +238,11 @@ class ResponseService:
         """Unit of work #1: resolve item references, read the history (unless it is given),
         check pairing, fit the window, store the response and its input (with their token
         counts, the cache later turns read). Returns the input as stored, and the history."""
-        async with unit_of_work(self._sessions) as session:
+        # Off a conversation, the only write is one statement (app/responses/together.py):
+        # the reads before it need no transaction, so it needs none of its own either. A
+        # conversation's history read takes its lease, which must stand or fall with it.
+        alone = row.conversation_id is None and together.fits_one_statement(input_bodies)
+        async with (single_statements if alone else unit_of_work)(self._sessions) as session:
             input_bodies = await references.resolve(session, row.project_id, input_bodies)
             check_route_accepts(route, input_bodies)
             if history is None:
@@ -249,9 +255,7 @@ class ResponseService:
             window = fitter.window(past, input_bodies)
             context_ready(window)
             if store:
-                await repository.insert_response(session, rows.insert_values(row))
-                await repository.insert_items(
-                    session,
+                inputs = together.NewItems(
                     project_id=row.project_id,
                     response_id=row.id,
                     side=repository.INPUT,
@@ -260,6 +264,8 @@ class ResponseService:
                     token_counts=window.input_counts,
                     token_encoding=fitter.encoding,
                 )
+                values = rows.insert_values(row)
+                await together.insert_response_with_items(session, values, inputs)
         return input_bodies, past
 
     async def _history(

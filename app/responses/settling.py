@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.conversations import repository as conversations
 from app.db.base import utcnow
 from app.db.models import ResponseRow
-from app.db.session import unit_of_work
+from app.db.session import single_statements, unit_of_work
 from app.outage import CommitUncertain
-from app.responses import repository, rows
+from app.responses import repository, rows, together
 from app.runs import outcome as outcomes
 from app.runs.started import Started
 
@@ -84,26 +84,29 @@ async def _finish(
     row = started.row
     final = rows.final_values(row, outcome.values)
     output_counts = started.fitter.counts(outcome.output)
-    async with unit_of_work(sessions) as session:
-        if not await repository.finish_response(
+    outputs = together.NewItems(
+        project_id=row.project_id,
+        response_id=row.id,
+        side=repository.OUTPUT,
+        bodies=outcome.output,
+        created_at=utcnow(),
+        token_counts=output_counts,
+        token_encoding=started.fitter.encoding,
+    )
+    # Off a conversation, the ending is one statement (app/responses/together.py), which
+    # needs no transaction of its own.
+    alone = row.conversation_id is None and together.fits_one_statement(outcome.output)
+    async with (single_statements if alone else unit_of_work)(sessions) as session:
+        if not await together.finish_with_items(
             session,
             row.project_id,
             row.id,
             final,
+            outputs,
             epoch=row.attempts,
             chain=_chain_end(started, output_counts, outcome),
         ):
             return False
-        await repository.insert_items(
-            session,
-            project_id=row.project_id,
-            response_id=row.id,
-            side=repository.OUTPUT,
-            bodies=outcome.output,
-            created_at=utcnow(),
-            token_counts=output_counts,
-            token_encoding=started.fitter.encoding,
-        )
         if row.conversation_id is not None:
             holder = await conversations.lock_holder(session, row.conversation_id)
             # A run whose lease lapsed and was taken over must not interleave its turn with

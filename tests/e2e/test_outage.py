@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.responses.service import ResponseService
@@ -231,7 +232,33 @@ async def test_a_commit_cut_short_may_have_stored_the_response_so_no_retry(
     async def commit_cut_short(_session: AsyncSession) -> None:
         raise ConnectionResetError("connection reset during COMMIT")
 
+    # On a conversation: its turn is a unit of work (the write off one is a single statement).
+    conversation = (await http.post("/conversations", json={})).json()["id"]
     monkeypatch.setattr(AsyncSession, "commit", commit_cut_short)
+    answer = await http.post(
+        "/responses", json={"model": "test-model", "input": "hi", "conversation": conversation}
+    )
+    monkeypatch.undo()
+    error = assert_unavailable(answer, should_retry="false")
+    assert "resp_" in error["message"]
+
+
+async def test_a_single_statement_write_cut_short_may_have_stored_it_so_no_retry(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off a conversation, a create's write is one statement that commits by itself: a
+    connection lost while it ran is as uncertain as a COMMIT cut short."""
+    assert (await http.get("/responses/resp_warm")).status_code == 404  # the key is cached now
+    execute = AsyncSession.execute
+
+    async def write_cut_short(
+        session: AsyncSession, statement: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        if isinstance(statement, sa.Insert) and statement.table.name == "items":
+            raise ConnectionResetError("connection reset while the INSERT ran")
+        return await execute(session, statement, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "execute", write_cut_short)
     answer = await http.post("/responses", json={"model": "test-model", "input": "hi"})
     monkeypatch.undo()
     error = assert_unavailable(answer, should_retry="false")

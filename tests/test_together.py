@@ -260,3 +260,41 @@ async def test_more_items_than_one_statement_takes_go_in_slices(
             await together.insert_response_with_items(session, response, inputs)
     assert len(sent) == 1 + 3  # the response, then three slices of items
     assert await stored_items(sessions, response["id"]) == expected(inputs)
+
+
+async def test_a_claim_takes_a_queued_response_with_its_input_in_order(
+    store: async_sessionmaker[AsyncSession],
+) -> None:
+    response, inputs = await stored_response(store, 3, status="queued", attempts=0)
+    now = utcnow()
+    with statements(store) as sent:
+        async with single_statements(store) as session:
+            claimed = await together.claim_with_input(session, response["id"], now)
+    postgres = store.kw["bind"].dialect.name == "postgresql"
+    assert len(sent) == (1 if postgres else 2)
+    assert claimed is not None
+    row, bodies = claimed
+    assert (row.id, row.status, row.attempts, row.heartbeat_at) == (
+        response["id"],
+        "in_progress",
+        1,
+        now,
+    )
+    assert row.metadata_ == response["metadata"]
+    assert row.created_at == response["created_at"]
+    assert bodies == list(inputs.bodies)
+    assert [list(body) for body in bodies] == [list(body) for body in inputs.bodies]
+
+    # Taken: a second claim (another worker, a duplicate job) gets nothing.
+    async with single_statements(store) as session:
+        assert await together.claim_with_input(session, response["id"], utcnow()) is None
+
+
+async def test_a_claimed_response_without_input_items_has_an_empty_input(
+    store: async_sessionmaker[AsyncSession],
+) -> None:
+    response, _ = await stored_response(store, 0, status="queued", attempts=0)
+    async with single_statements(store) as session:
+        claimed = await together.claim_with_input(session, response["id"], utcnow())
+    assert claimed is not None
+    assert claimed[1] == []

@@ -156,9 +156,14 @@ async def claim_queued(
     it is no longer queued. The row comes back with the UPDATE, as a plain (unattached)
     object: the ORM's bulk UPDATE and the flush of a loaded row cost about a millisecond of
     a worker's CPU per job."""
-    claimed = (await session.execute(_CLAIM, {"claim_id": response_id, "claim_now": now})).first()
+    claimed = (await session.execute(CLAIM, {"claim_id": response_id, "claim_now": now})).first()
     if claimed is None:
         return None
+    return claimed_row(claimed)
+
+
+def claimed_row(claimed: sa.Row[Any]) -> ResponseRow:
+    """The response row from a row of `CLAIM`'s RETURNING (or a select of it)."""
     found = claimed._mapping
     return ResponseRow(**{attribute: found[name] for name, attribute in _ATTRIBUTES})
 
@@ -237,7 +242,7 @@ def _chain_tokens() -> sa.ColumnElement[Any]:
 
 
 ACTIVE_STATUSES = ("queued", "in_progress")
-_CLAIM = (
+CLAIM = (
     sa.update(RESPONSES)
     .where(RESPONSES.c.id == sa.bindparam("claim_id"), RESPONSES.c.status == "queued")
     .values(

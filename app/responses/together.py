@@ -7,6 +7,9 @@ bookkeeping; as one statement (a data-modifying CTE, the items from `unnest` of 
 that one prepared statement serves any number of them) it is one, and needs no transaction of
 its own: `single_statements` runs it in autocommit, where it is still all or nothing.
 
+A worker's claim reads likewise: the conditional UPDATE that takes a queued response returns
+its row and, aggregated in the same statement, its input items.
+
 SQLite has neither data-modifying CTEs nor `unnest`: there, and for more items than one
 statement takes, the two statements run as before, which needs the caller's unit of work
 (`fits_one_statement` says which).
@@ -22,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.models import ResponseRow
 from app.db.session import execute_write, is_postgres
 from app.responses import repository
 from app.responses.repository import ITEMS, RESPONSES, ChainEnd
@@ -99,6 +103,23 @@ async def finish_with_items(
     parameters = repository.finish_parameters(project_id, response_id, values, epoch, chain)
     result = await execute_write(session, statement, parameters | _item_arrays(items))
     return bool(result.scalar())
+
+
+async def claim_with_input(
+    session: AsyncSession, response_id: str, now: datetime
+) -> tuple[ResponseRow, list[dict[str, Any]]] | None:
+    """`repository.claim_queued`, with the response's input items in position order."""
+    if not is_postgres(session):
+        row = await repository.claim_queued(session, response_id, now)
+        if row is None:
+            return None
+        return row, await repository.get_bodies(session, response_id, repository.INPUT)
+    found = (
+        await session.execute(_CLAIM_WITH_INPUT, {"claim_id": response_id, "claim_now": now})
+    ).first()
+    if found is None:
+        return None
+    return repository.claimed_row(found), list(found.input_bodies or ())
 
 
 async def _insert_items(session: AsyncSession, items: NewItems) -> None:
@@ -181,3 +202,17 @@ _ITEM_COLUMNS = (
 _INSERT_WITH_ITEMS: dict[tuple[str, ...], sa.Insert] = {}
 # Likewise per set of columns an ending writes, as `repository.finish_statement`.
 _FINISH_WITH_ITEMS: dict[tuple[object, ...], sa.Select[Any]] = {}
+_CLAIMED = repository.CLAIM.cte("claimed")
+# `json_agg` of `json` values joins their texts: the bodies come back as they were stored.
+_CLAIM_WITH_INPUT = sa.select(
+    _CLAIMED,
+    sa.select(
+        sa.func.json_agg(
+            postgresql.aggregate_order_by(ITEMS.c.body, ITEMS.c.position),
+            type_=ITEMS.c.body.type,
+        )
+    )
+    .where(ITEMS.c.response_id == _CLAIMED.c.id, ITEMS.c.side == repository.INPUT)
+    .scalar_subquery()
+    .label("input_bodies"),
+)

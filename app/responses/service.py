@@ -289,7 +289,9 @@ class ResponseService:
         )
 
     async def retrieve(self, caller: Caller, response_id: str) -> Response:
-        async with unit_of_work(self._sessions) as session:
+        """Two reads, each its own snapshot, as they would be in a READ COMMITTED transaction
+        too: no BEGIN and COMMIT around them (a background response is polled with this)."""
+        async with single_statements(self._sessions) as session:
             row = await repository.get_response(session, caller.project_id, response_id)
             if row is None:
                 raise response_not_found(response_id)
@@ -308,7 +310,7 @@ class ResponseService:
     async def list_input_items(
         self, caller: Caller, response_id: str, page: PageRequest
     ) -> ObjectList:
-        async with unit_of_work(self._sessions) as session:
+        async with single_statements(self._sessions) as session:  # reads only, as retrieve
             if await repository.get_response(session, caller.project_id, response_id) is None:
                 raise response_not_found(response_id)
             rows = await repository.page_input_items(session, response_id, page)

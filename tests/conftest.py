@@ -126,6 +126,20 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+async def store(
+    request: pytest.FixtureRequest, sessions: async_sessionmaker[AsyncSession], sqlite_url: str
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on each of the two databases in turn: the local Postgres, then a migrated
+    SQLite file (for repository code that takes another path on each)."""
+    if request.param == "postgres":
+        yield sessions
+        return
+    engine = create_engine(sqlite_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
 async def new_project(sessions: async_sessionmaker[AsyncSession]) -> Project:
     info, secret = await create_key(sessions, "test")
     return Project(info.project_id, info.id, secret)

@@ -5,7 +5,7 @@ results on SQLite's two statements."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,20 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
-from app.db.session import create_engine, create_sessionmaker, single_statements, unit_of_work
+from app.db.session import single_statements, unit_of_work
 from app.responses import repository, together
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def store(
-    request: pytest.FixtureRequest, sessions: async_sessionmaker[AsyncSession], sqlite_url: str
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    if request.param == "postgres":
-        yield sessions
-        return
-    engine = create_engine(sqlite_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 @contextmanager

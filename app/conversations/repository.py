@@ -68,29 +68,48 @@ async def append(
     conversation_id: str,
     item_ids: Sequence[str],
     counted: Sequence[Counted] | None = None,
-) -> None:
+    *,
+    releasing: str | None = None,
+) -> bool:
     """Append item references in order. One UPDATE … RETURNING hands out the seq range and
     moves the conversation's running counts on (so concurrent appends never collide on
-    (conversation_id, seq)); each row gets the tokens of everything before it."""
+    (conversation_id, seq)); each row gets the tokens of everything before it.
+
+    With `releasing` (a response ending its turn), the same UPDATE appends only while that
+    response or none holds the conversation, and gives up that response's lease: a lock read,
+    an append and a release in one statement. False when another response holds it (nothing
+    is appended: a run whose lease lapsed must not interleave its turn with the new holder's)."""
     if not item_ids:
-        return
+        if releasing is not None:
+            await release_lease(session, conversation_id, releasing)
+        return True
     counted = counted or [Counted()] * len(item_ids)
     batch = _Batch.of(counted)
-    returned = (
-        await session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(
-                next_seq=Conversation.next_seq + len(item_ids),
-                tokens_total=Conversation.tokens_total + batch.tokens,
-                token_encoding=sa.func.coalesce(Conversation.token_encoding, batch.encoding),
-                uncountable_items=Conversation.uncountable_items
-                + batch.spoilers
-                + sa.case((Conversation.token_encoding != batch.encoding, batch.counted), else_=0),
-            )
-            .returning(Conversation.next_seq, Conversation.tokens_total)
+    statement = (
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(
+            next_seq=Conversation.next_seq + len(item_ids),
+            tokens_total=Conversation.tokens_total + batch.tokens,
+            token_encoding=sa.func.coalesce(Conversation.token_encoding, batch.encoding),
+            uncountable_items=Conversation.uncountable_items
+            + batch.spoilers
+            + sa.case((Conversation.token_encoding != batch.encoding, batch.counted), else_=0),
         )
-    ).one()  # the caller has just read this conversation
+        .returning(Conversation.next_seq, Conversation.tokens_total)
+    )
+    if releasing is not None:
+        held_by_it = Conversation.active_response_id == releasing
+        statement = statement.where(
+            sa.or_(held_by_it, Conversation.active_response_id.is_(None))
+        ).values(
+            active_response_id=sa.null(),
+            lease_expires_at=sa.case((held_by_it, sa.null()), else_=Conversation.lease_expires_at),
+        )
+    returned = (await session.execute(statement)).first()
+    if returned is None:
+        assert releasing is not None  # the caller has just read this conversation
+        return False
     start, before = returned[0] - len(item_ids), returned[1] - batch.tokens
     rows = []
     for offset, (item_id, entry) in enumerate(zip(item_ids, counted, strict=True)):
@@ -105,6 +124,7 @@ async def append(
         )
         before += entry.token_count or 0
     await session.execute(sa.insert(ConversationItem), rows)
+    return True
 
 
 class _Batch(NamedTuple):
@@ -232,16 +252,6 @@ async def renew_lease(
         .values(lease_expires_at=until)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def lock_holder(session: AsyncSession, conversation_id: str) -> str | None:
-    """The response holding the conversation, read with a row lock until the commit."""
-    holder: str | None = await session.scalar(
-        sa.select(Conversation.active_response_id)
-        .where(Conversation.id == conversation_id)
-        .with_for_update()
-    )
-    return holder
 
 
 async def release_lease(session: AsyncSession, conversation_id: str, response_id: str) -> None:

@@ -108,15 +108,17 @@ async def _finish(
         ):
             return False
         if row.conversation_id is not None:
-            holder = await conversations.lock_holder(session, row.conversation_id)
             # A run whose lease lapsed and was taken over must not interleave its turn with
-            # the new holder's (the fenced write above already refuses most such runs).
-            if holder in (row.id, None) and outcome.status in ("completed", "incomplete"):
+            # the new holder's (the fenced write above already refuses most such runs): the
+            # append applies only while this response or none holds the conversation.
+            if outcome.status in ("completed", "incomplete"):
                 turn = started.input_ids + [item["id"] for item in outcome.output]
+                counted = _counted(started, output_counts, outcome)
                 await conversations.append(
-                    session, row.conversation_id, turn, _counted(started, output_counts, outcome)
+                    session, row.conversation_id, turn, counted, releasing=row.id
                 )
-            await conversations.release_lease(session, row.conversation_id, row.id)
+            else:
+                await conversations.release_lease(session, row.conversation_id, row.id)
     return True
 
 

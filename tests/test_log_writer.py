@@ -169,3 +169,48 @@ async def test_the_job_queue_announces_no_status_changes(client: aioredis.Redis)
         assert await pubsub.get_message(timeout=0.5) is None
         assert await queue.job(job.key) is not None  # the status itself is still stored
     await client.delete(job.id)
+
+
+async def fenced_writer(log: RedisEventLog, response_id: str) -> LogWriter:
+    """A writer for attempt 1, which holds the log's fence."""
+    await log.fence(response_id, 1)
+    return LogWriter(log, response_id, 1)
+
+
+async def test_what_is_unsent_at_the_end_goes_with_the_terminal_event(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    """A run's last burst: the append on its way is waited for, the rest is handed back and
+    written by the fenced end, so the log holds every event once, in order, then the end."""
+    log = CountingLog(client)
+    writer = await fenced_writer(log, response_id)
+    writer.add(event(0))
+    await asyncio.sleep(0)  # its append is on its way
+    for number in range(1, 20):
+        writer.add(event(number))
+    rest = await writer.unsent()
+    assert log.batches == [1]  # the first went alone; the others piled up behind it
+    assert [e["sequence_number"] for e in rest] == list(range(1, 20))
+    await log.end(response_id, 60, [*rest, event(20)], epoch=1)
+    assert [e["sequence_number"] async for e in log.follow(response_id, -1)] == list(range(21))
+    assert await writer.unsent() == []  # nothing is handed back twice
+
+
+async def test_a_lost_lease_is_raised_by_unsent(client: aioredis.Redis, response_id: str) -> None:
+    log = RedisEventLog(client)
+    writer = await fenced_writer(log, response_id)
+    await log.fence(response_id, 2)  # the sweeper gave the response to another attempt
+    writer.add(event(0))
+    await asyncio.sleep(0)  # its append is on its way
+    with pytest.raises(LeaseLost):
+        await writer.unsent()
+
+
+async def test_an_append_not_yet_begun_is_handed_back_not_sent(
+    client: aioredis.Redis, response_id: str
+) -> None:
+    log = CountingLog(client)
+    writer = await fenced_writer(log, response_id)
+    writer.add(event(0))
+    assert await writer.unsent() == [event(0)]
+    assert log.batches == []  # nothing is sent twice: the end will write it

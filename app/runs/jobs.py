@@ -88,7 +88,11 @@ async def run_job(
         async with responses.kept_alive(started, on_lost=me.cancel if me else None):
             async for event in events:
                 writer.add(event)
-            await writer.flush()
+            # The last of them go with the terminal event, after the settle: a cancel or a
+            # takeover that happens meanwhile has already ended the response in the database
+            # (the cancel writes it before it ends the log), so the settle refuses and its
+            # ender writes the log.
+            rest = await writer.unsent()
     except asyncio.CancelledError:
         await asyncio.shield(writer.discard())
         await asyncio.shield(_after_abort(runtime, started))
@@ -116,7 +120,9 @@ async def run_job(
         terminal = emitter.event(TERMINAL_EVENTS[outcome.status], response=final)
         # LeaseLost: another attempt holds the log; EventLogClosed: a cancel ended it meanwhile.
         with contextlib.suppress(LeaseLost, EventLogClosed):
-            await events_log.end(row.id, runtime.settings.event_ttl_seconds, [terminal], epoch)
+            await events_log.end(
+                row.id, runtime.settings.event_ttl_seconds, [*rest, terminal], epoch
+            )
 
 
 async def claim(runtime: Runtime, responses: ResponseService, response_id: str) -> Started | None:

@@ -6,7 +6,9 @@ append is on its way goes in the next one, in order: batching that adds no wait 
 tailer's stream (nothing is held back for a timer), and one append at a time keeps the order.
 
 A failed append (`LeaseLost`, `EventLogClosed`) is raised by the next `add` or by `flush`, so
-the run stops at its next event, as it did when each append was awaited.
+the run stops at its next event, as it did when each append was awaited. At a run's end,
+`unsent` hands back what is still unsent, for the log's fenced end to write with the terminal
+event: the last burst costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class LogWriter:
         self._epoch = epoch
         self._pending: list[dict[str, Any]] = []
         self._sending: asyncio.Task[None] | None = None
+        self._ending = False
 
     def add(self, event: dict[str, Any]) -> None:
         """Queue one event; starts sending unless an append is already on its way (which then
@@ -45,6 +48,17 @@ class LogWriter:
         if self._pending:
             await self._send()
 
+    async def unsent(self) -> list[dict[str, Any]]:
+        """Wait for the append on its way (raising why it failed) and hand back, in order, the
+        events not sent yet: the log's end writes them with the terminal event, in the same
+        fenced step, which spares a run's last append its own round trip."""
+        self._ending = True  # the append on its way takes no more after its own batch
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            await sending
+        rest, self._pending = self._pending, []
+        return rest
+
     async def discard(self) -> None:
         """Stop sending (the run was aborted): what is not in the log yet stays out."""
         self._pending.clear()
@@ -55,6 +69,6 @@ class LogWriter:
                 await sending
 
     async def _send(self) -> None:
-        while self._pending:
+        while self._pending and not self._ending:
             batch, self._pending = self._pending, []
             await self._log.append(self._response_id, batch, self._epoch)

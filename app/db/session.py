@@ -122,12 +122,17 @@ async def single_statements(
         return
     with tracing.span("db.single_statements"):
         async with sessions() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            session.info[_AUTOCOMMIT] = True
+            connection = await session.connection(
+                execution_options={"isolation_level": "AUTOCOMMIT"}
+            )
+            # Kept for `execute_write`, which asks it whether it is closed before each write:
+            # its being here says the session's statements commit by themselves.
+            raw = await connection.get_raw_connection()
+            session.info[_AUTOCOMMITTED_DRIVER] = raw.driver_connection
             yield session
 
 
-_AUTOCOMMIT = "rapport.autocommit"
+_AUTOCOMMITTED_DRIVER = "rapport.autocommitted_driver"
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -143,19 +148,12 @@ async def execute_write(
     Unless the connection was already known closed before the statement went out (a pooled
     connection the database dropped, as after its restart): then nothing was sent, and the
     client may retry."""
-    autocommit = session.info.get(_AUTOCOMMIT, False)
-    closed_before = autocommit and await _known_closed(session)
+    driver = session.info.get(_AUTOCOMMITTED_DRIVER)
+    # asyncpg tracks whether it saw the connection end: no round trip to ask it.
+    sent_on_open = driver is not None and not driver.is_closed()
     try:
         return await session.execute(statement, parameters)
     except outage.UNREACHABLE as exc:
-        if autocommit and not closed_before and outage.is_unreachable(exc):
+        if sent_on_open and outage.is_unreachable(exc):
             raise outage.CommitUncertain from exc
         raise
-
-
-async def _known_closed(session: AsyncSession) -> bool:
-    """Whether the driver already saw the connection end (asyncpg tracks it; no round trip)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    is_closed = getattr(raw.driver_connection, "is_closed", None)
-    return bool(is_closed()) if is_closed is not None else False

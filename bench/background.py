@@ -511,6 +511,10 @@ def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     slots = args.worker_concurrency * args.workers
     bound = slots / (args.delay_ms / 1000) if args.delay_ms else float("inf")
+    # A phase of N jobs takes at least ceil(N / slots) waves of one upstream delay each, so its
+    # start → last rate stays under the bound by the ramp of its first and last wave.
+    waves = -(-args.jobs // slots)
+    phase_bound = args.jobs / (waves * args.delay_ms / 1000) if args.delay_ms else float("inf")
     lines = [
         f"## background · postgres + Redis · {when} · commit {commit}",
         "",
@@ -518,7 +522,8 @@ def report(args: argparse.Namespace, result: Measurement, commit: str) -> str:
             f"One `rapport serve` and {args.workers} x `rapport worker --concurrency "
             f"{args.worker_concurrency}` on Redis (`{args.redis_url}`, flushed); upstream delay "
             f"{args.delay_ms} ms (a run is ≥ {args.delay_ms} ms, so the upstream bound is "
-            f"{bound:.0f} jobs/s); every job is a stored background create of a short prompt; "
+            f"{bound:.0f} jobs/s, and {phase_bound:.0f} start → last for {args.jobs} jobs in "
+            f"{waves} waves); every job is a stored background create of a short prompt; "
             f"{args.warmup} warm-up jobs, then ANALYZE; {result.machine}."
         ),
         "",

@@ -217,6 +217,22 @@ async def _history(
     return await history.chain(session, row.project_id, row.previous_response_id, encoding, cut)
 
 
+async def leave_for_the_sweeper(runtime: Runtime, response_id: str) -> None:
+    """A job the worker took but will not start (it is stopping): the response, still queued,
+    looks forgotten at once, so the next sweep of any worker enqueues it again."""
+    async with unit_of_work(runtime.sessions) as session:
+        await session.execute(
+            sa.update(ResponseRow)
+            .where(ResponseRow.id == response_id, ResponseRow.status == "queued")
+            .values(heartbeat_at=_stale_now(runtime))
+        )
+
+
+def _stale_now(runtime: Runtime) -> datetime:
+    """A heartbeat old enough that the next sweep acts on the response without waiting."""
+    return utcnow() - timedelta(seconds=runtime.settings.requeue_after_seconds * 2)
+
+
 async def _after_abort(runtime: Runtime, started: Started) -> None:
     """Cancelled: leave the response exactly as the cancel stored and answered it. Interrupted
     (shutdown): back to the queue. Either only while the response is still at this run's
@@ -234,12 +250,10 @@ async def _after_abort(runtime: Runtime, started: Started) -> None:
         ).one()
         status = found.status if found.attempts == row.attempts else "taken over"
         if status == "in_progress":
-            # Stale on purpose, so the next sweep re-enqueues it without waiting.
-            stale = utcnow() - timedelta(seconds=runtime.settings.requeue_after_seconds * 2)
             await session.execute(
                 sa.update(ResponseRow)
                 .where(ResponseRow.id == row.id, ResponseRow.status == "in_progress")
-                .values(status="queued", heartbeat_at=stale)
+                .values(status="queued", heartbeat_at=_stale_now(runtime))
             )
     if status == "in_progress":
         await runtime.event_log.fence(row.id, 0)

@@ -685,6 +685,39 @@ async def test_sigterm_lets_a_run_end_within_the_grace(
     assert calls(upstream, text) == 1
 
 
+async def test_sigterm_starts_none_of_the_jobs_taken_ahead(
+    bg_client: AsyncOpenAI, workers: Workers, bg_sessions: Sessions, upstream: TestUpstream
+) -> None:
+    """A worker takes a few jobs ahead of a free slot (app/queue/worker.py). Stopping, it lets
+    its run end within the grace but starts none of them: they stay queued, untouched, and
+    another worker runs each once."""
+    first = workers.start(concurrency=1, RAPPORT_SHUTDOWN_GRACE="8")
+    await eventually(workers.all_started, "the worker to start")
+    running_text = marked(f"finish me {SLOW}")
+    running = await bg_client.responses.create(
+        model="test-model", input=running_text, background=True
+    )
+    await eventually(lambda: now(calls(upstream, running_text)), "the run to start")
+    ahead_texts = [marked("taken ahead") for _ in range(3)]
+    ahead = [
+        (await bg_client.responses.create(model="test-model", input=t, background=True)).id
+        for t in ahead_texts
+    ]
+    first.terminate()
+    assert first.wait(timeout=15) == 0
+    done = await bg_client.responses.retrieve(running.id)  # ended before the process did
+    assert done.status == "completed"
+    for response_id, text in zip(ahead, ahead_texts, strict=True):
+        assert (await stored(bg_sessions, response_id))["status"] == "queued"
+        assert calls(upstream, text) == 0
+    workers.start()
+    for response_id, text in zip(ahead, ahead_texts, strict=True):
+        finished = await ended(bg_client, response_id)
+        assert (finished.status, finished.output_text) == ("completed", f"echo: {text}")
+        assert (await stored(bg_sessions, response_id))["attempts"] == 1
+        assert calls(upstream, text) == 1
+
+
 async def test_max_attempts_exhausted_ends_failed(
     bg_client: AsyncOpenAI, workers: Workers, bg_sessions: Sessions, upstream: TestUpstream
 ) -> None:

@@ -41,7 +41,9 @@ PREPARING_AT_ONCE = 4
 # cycle between one run's end and the next run's claim, so 32 slots held 28 runs on average
 # (135 jobs/s against a bound of 160). A few jobs dequeued ahead each wait for the next slot and
 # claim at once, while the job just ended is finished beside them. A few, not a second
-# `concurrency`: a job waiting here is one no other worker can start.
+# `concurrency`: a job waiting here is one no other worker can start, until it has waited longer
+# than RAPPORT_REQUEUE_AFTER (behind long runs) and the sweeper enqueues it again for any worker;
+# whichever claims it first runs it, the other claims nothing.
 TAKEN_AHEAD = 4
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Executable, Result, event
+from sqlalchemy import Executable, event
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app import outage
-from app.db import writer
+from app.db import direct, writer
 from app.observability import tracing
 from app.wire.codec import encoder
 
@@ -125,8 +126,8 @@ async def single_statements(
             connection = await session.connection(
                 execution_options={"isolation_level": "AUTOCOMMIT"}
             )
-            # Kept for `execute_write`, which asks it whether it is closed before each write:
-            # its being here says the session's statements commit by themselves.
+            # Kept for `write_value`, which sends its statements to it and asks it whether it
+            # is closed before each: its being here says the statements commit by themselves.
             raw = await connection.get_raw_connection()
             session.info[_AUTOCOMMITTED_DRIVER] = raw.driver_connection
             yield session
@@ -139,20 +140,25 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def execute_write(
+async def write_value(
     session: AsyncSession, statement: Executable, parameters: dict[str, Any]
-) -> Result[Any]:
-    """Run a write whose loss must not read as "nothing stored": in `single_statements` the
-    statement commits by itself, so a connection lost while it ran leaves its fate as unknown
-    as a COMMIT cut short in a unit of work, and is raised as `CommitUncertain` likewise.
-    Unless the connection was already known closed before the statement went out (a pooled
-    connection the database dropped, as after its restart): then nothing was sent, and the
-    client may retry."""
+) -> Any:
+    """Run a write whose loss must not read as "nothing stored", and return the first column of
+    its first row (None when it returns none). In `single_statements` the statement commits by
+    itself, and goes straight to the driver (app/db/direct.py); a connection lost while it ran
+    leaves its fate as unknown as a COMMIT cut short in a unit of work, and is raised as
+    `CommitUncertain` likewise. Unless the connection was already known closed before the
+    statement went out (a pooled connection the database dropped, as after its restart): then
+    nothing was sent, and the client may retry."""
     driver = session.info.get(_AUTOCOMMITTED_DRIVER)
     # asyncpg tracks whether it saw the connection end: no round trip to ask it.
     sent_on_open = driver is not None and not driver.is_closed()
     try:
-        return await session.execute(statement, parameters)
+        if driver is not None:
+            return await direct.fetch_value(session, driver, statement, parameters)
+        result = await session.execute(statement, parameters)
+        # An INSERT without RETURNING has no rows to take a value from.
+        return result.scalar() if cast(CursorResult[Any], result).returns_rows else None
     except outage.UNREACHABLE as exc:
         if sent_on_open and outage.is_unreachable(exc):
             raise outage.CommitUncertain from exc

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ResponseRow
-from app.db.session import execute_write, is_postgres
+from app.db.session import is_postgres, write_value
 from app.responses import repository
 from app.responses.repository import ITEMS, RESPONSES, ChainEnd
 from app.wire.codec import encoder
@@ -67,7 +67,7 @@ async def insert_response_with_items(
                 sa.insert(ITEMS).from_select(_ITEM_COLUMNS, _item_rows()).add_cte(response)
             )
         parameters = {f"response_{column}": value for column, value in values.items()}
-        await execute_write(session, statement, parameters | _item_arrays(items))
+        await write_value(session, statement, parameters | _item_arrays(items))
         return
     await repository.insert_response(session, values)
     await _insert_items(session, items)
@@ -101,8 +101,7 @@ async def finish_with_items(
             sa.select(sa.func.count()).select_from(finished).add_cte(written)
         )
     parameters = repository.finish_parameters(project_id, response_id, values, epoch, chain)
-    result = await execute_write(session, statement, parameters | _item_arrays(items))
-    return bool(result.scalar())
+    return bool(await write_value(session, statement, parameters | _item_arrays(items)))
 
 
 async def claim_with_input(

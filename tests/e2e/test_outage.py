@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.responses.service import ResponseService
@@ -249,16 +249,14 @@ async def test_a_single_statement_write_cut_short_may_have_stored_it_so_no_retry
     """Off a conversation, a create's write is one statement that commits by itself: a
     connection lost while it ran is as uncertain as a COMMIT cut short."""
     assert (await http.get("/responses/resp_warm")).status_code == 404  # the key is cached now
-    execute = AsyncSession.execute
+    fetchval = asyncpg.Connection.fetchval  # the write goes to the driver (app/db/direct.py)
 
-    async def write_cut_short(
-        session: AsyncSession, statement: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        if isinstance(statement, sa.Insert) and statement.table.name == "items":
+    async def write_cut_short(connection: asyncpg.Connection, sql: str, *args: Any) -> Any:
+        if sql.lstrip().upper().startswith("WITH") and "INSERT INTO items" in sql:
             raise ConnectionResetError("connection reset while the INSERT ran")
-        return await execute(session, statement, *args, **kwargs)
+        return await fetchval(connection, sql, *args)
 
-    monkeypatch.setattr(AsyncSession, "execute", write_cut_short)
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", write_cut_short)
     answer = await http.post("/responses", json={"model": "test-model", "input": "hi"})
     monkeypatch.undo()
     error = assert_unavailable(answer, should_retry="false")

@@ -1,0 +1,83 @@
+"""Statements sent straight to asyncpg (app/db/direct.py) behave as through SQLAlchemy: the same
+parameters processed the same way, the same errors, listeners still see them, and a connection
+lost under one never comes back from the pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import direct
+from app.db.session import create_engine, create_sessionmaker, single_statements, write_value
+from app.outage import CommitUncertain, is_unreachable
+from tests.harness import StatementCounter
+
+# A JSON parameter, one of the statement's own (`literal(5)`), and an integer.
+MIXED = sa.select(
+    sa.func.concat(
+        sa.cast(sa.bindparam("doc", type_=sa.JSON), sa.Text),
+        "|",
+        sa.literal(5) + sa.bindparam("n", type_=sa.Integer),
+    )
+)
+BACKEND = sa.select(sa.func.pg_backend_pid())
+DIVIDE = sa.select(sa.literal(1) / sa.bindparam("zero", type_=sa.Integer))
+
+
+@pytest.fixture
+async def one_connection(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A pool that keeps one connection, so which one a session gets is plain to see."""
+    engine = create_engine(database_url, pool_size=1)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def test_parameters_are_processed_as_sqlalchemy_would(
+    one_connection: async_sessionmaker[AsyncSession],
+) -> None:
+    engine = one_connection.kw["bind"]
+    with StatementCounter(engine.sync_engine) as counter:
+        async with single_statements(one_connection) as session:
+            value = await write_value(session, MIXED, {"doc": {"a": [1, "b"]}, "n": 2})
+    assert value == '{"a":[1,"b"]}|7'
+    [sent] = counter.statements
+    assert sent == direct.compiled_for(MIXED, engine.dialect).sql  # what went to the driver
+    async with one_connection() as session:  # the same through SQLAlchemy, as a check
+        assert await session.scalar(MIXED, {"doc": {"a": [1, "b"]}, "n": 2}) == value
+
+
+async def test_a_refused_statement_raises_what_sqlalchemy_raises_and_the_connection_stays(
+    one_connection: async_sessionmaker[AsyncSession],
+) -> None:
+    async with single_statements(one_connection) as session:
+        before = await write_value(session, BACKEND, {})
+        with pytest.raises(DataError):
+            await write_value(session, DIVIDE, {"zero": 0})
+        assert await write_value(session, BACKEND, {}) == before
+
+
+async def test_a_lost_connection_is_an_outage_and_never_given_out_again(
+    one_connection: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    async with single_statements(one_connection) as session:
+        doomed = await write_value(session, BACKEND, {})
+    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", doomed)
+    finally:
+        await admin.close()
+    async with single_statements(one_connection) as session:
+        # The pool gave out the connection the server just ended: whether asyncpg saw it end
+        # before the write (so nothing was sent, OperationalError) or not (CommitUncertain)
+        # is a race; either is an outage (app/outage.py).
+        with pytest.raises((OperationalError, CommitUncertain)) as caught:
+            await write_value(session, BACKEND, {})
+        assert is_unreachable(caught.value)
+    async with single_statements(one_connection) as session:
+        fresh = await write_value(session, BACKEND, {})
+    assert fresh != doomed

@@ -25,7 +25,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DatabaseError, DataError, DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 # What says the connection itself failed, as opposed to the statement; so does a connection
 # asyncpg closed on the error (the server ending it, as at its shutdown).
@@ -86,14 +86,13 @@ def compiled_for(statement: Executable, dialect: Dialect) -> CompiledStatement:
 
 
 async def fetch_value(
-    session: AsyncSession,
+    connection: AsyncConnection,
     driver: asyncpg.Connection,
     statement: Executable,
     parameters: dict[str, Any],
 ) -> Any:
     """The first column of the statement's first row (None when it returns none), run on
-    `driver`, the session's autocommitted connection."""
-    connection = await session.connection()
+    `driver`, the driver connection under `connection`, which is in autocommit."""
     compiled = compiled_for(statement, connection.dialect)
     arguments = compiled.arguments(parameters)
     dispatch = connection.sync_engine.dispatch

@@ -126,14 +126,15 @@ async def single_statements(
             connection = await session.connection(
                 execution_options={"isolation_level": "AUTOCOMMIT"}
             )
-            # Kept for `write_value`, which sends its statements to it and asks it whether it
-            # is closed before each: its being here says the statements commit by themselves.
+            # Kept for `write_value`, which sends its statements to the driver and asks it
+            # whether it is closed before each: their being here says the statements commit by
+            # themselves.
             raw = await connection.get_raw_connection()
-            session.info[_AUTOCOMMITTED_DRIVER] = raw.driver_connection
+            session.info[_AUTOCOMMITTED] = (connection, raw.driver_connection)
             yield session
 
 
-_AUTOCOMMITTED_DRIVER = "rapport.autocommitted_driver"
+_AUTOCOMMITTED = "rapport.autocommitted"
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -150,12 +151,12 @@ async def write_value(
     `CommitUncertain` likewise. Unless the connection was already known closed before the
     statement went out (a pooled connection the database dropped, as after its restart): then
     nothing was sent, and the client may retry."""
-    driver = session.info.get(_AUTOCOMMITTED_DRIVER)
+    connection, driver = session.info.get(_AUTOCOMMITTED, (None, None))
     # asyncpg tracks whether it saw the connection end: no round trip to ask it.
     sent_on_open = driver is not None and not driver.is_closed()
     try:
         if driver is not None:
-            return await direct.fetch_value(session, driver, statement, parameters)
+            return await direct.fetch_value(connection, driver, statement, parameters)
         result = await session.execute(statement, parameters)
         # An INSERT without RETURNING has no rows to take a value from.
         return result.scalar() if cast(CursorResult[Any], result).returns_rows else None

@@ -4,6 +4,7 @@ lost under one never comes back from the pool."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -26,6 +27,7 @@ MIXED = sa.select(
     )
 )
 BACKEND = sa.select(sa.func.pg_backend_pid())
+SLEEP = sa.select(sa.func.pg_sleep(sa.bindparam("seconds", type_=sa.Float)))
 DIVIDE = sa.select(sa.literal(1) / sa.bindparam("zero", type_=sa.Integer))
 
 
@@ -81,3 +83,24 @@ async def test_a_lost_connection_is_an_outage_and_never_given_out_again(
     async with single_statements(one_connection) as session:
         fresh = await write_value(session, BACKEND, {})
     assert fresh != doomed
+
+
+async def test_a_statement_cancelled_midway_leaves_its_connection_usable(
+    one_connection: async_sessionmaker[AsyncSession],
+) -> None:
+    """A request given up (its task cancelled) while its statement runs: the pool's one
+    connection answers the next session at once, the statement cancelled on the server too."""
+    async with single_statements(one_connection) as session:
+        before = await write_value(session, BACKEND, {})
+
+    async def slow() -> None:
+        async with single_statements(one_connection) as session:
+            await write_value(session, SLEEP, {"seconds": 30.0})
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5), single_statements(one_connection) as session:
+        assert await write_value(session, BACKEND, {}) == before

@@ -722,6 +722,33 @@ async def test_sigterm_starts_none_of_the_jobs_taken_ahead(
         assert calls(upstream, text) == 1
 
 
+async def test_a_job_taken_ahead_behind_a_long_run_is_run_by_an_idle_worker(
+    bg_client: AsyncOpenAI, workers: Workers, bg_sessions: Sessions, upstream: TestUpstream
+) -> None:
+    """A job waiting among a busy worker's jobs taken ahead past RAPPORT_REQUEUE_AFTER looks
+    forgotten to the sweeper, which enqueues it again: an idle worker runs it, once, while the
+    long run still goes on."""
+    workers.start(concurrency=1)
+    await eventually(workers.all_started, "the busy worker to start")
+    long_text = marked("a b c d e f g h i j k l [sleep:500]")  # about 7 s
+    long_run = await bg_client.responses.create(
+        model="test-model", input=long_text, background=True
+    )
+    await eventually(lambda: now(calls(upstream, long_text)), "the long run to start")
+    waiting_text = marked("waiting")
+    waiting = await bg_client.responses.create(
+        model="test-model", input=waiting_text, background=True
+    )
+    await asyncio.sleep(0.5)  # the busy worker took it ahead: its one slot is in use
+    workers.start(concurrency=1)
+    finished = await ended(bg_client, waiting.id)
+    assert (finished.status, finished.output_text) == ("completed", f"echo: {waiting_text}")
+    assert await status_of(bg_client, long_run.id) == "in_progress"  # beside it, not after
+    assert (await stored(bg_sessions, waiting.id))["attempts"] == 1
+    assert calls(upstream, waiting_text) == 1
+    assert (await ended(bg_client, long_run.id)).status == "completed"
+
+
 async def test_max_attempts_exhausted_ends_failed(
     bg_client: AsyncOpenAI, workers: Workers, bg_sessions: Sessions, upstream: TestUpstream
 ) -> None:

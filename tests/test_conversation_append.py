@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -81,21 +82,17 @@ async def state(sessions: async_sessionmaker[AsyncSession], conversation_id: str
     return row.active_response_id, row.lease_expires_at, row.next_seq, appended
 
 
-async def test_the_holder_appends_its_turn_and_gives_the_conversation_up(
-    store: async_sessionmaker[AsyncSession],
+@pytest.mark.parametrize(
+    ("holder", "releasing"),
+    [("resp_holder", "resp_holder"), (None, "resp_late")],
+    ids=["the holder gives it up", "no one holds it"],
+)
+async def test_a_turn_is_appended_and_the_conversation_given_up(
+    store: async_sessionmaker[AsyncSession], holder: str | None, releasing: str
 ) -> None:
-    conversation_id, items = await conversation_held_by(store, "resp_holder")
+    conversation_id, items = await conversation_held_by(store, holder)
     async with unit_of_work(store) as session:
-        assert await conversations.append(session, conversation_id, items, releasing="resp_holder")
-    assert await state(store, conversation_id) == (None, None, 2, items)
-
-
-async def test_a_turn_on_a_conversation_no_one_holds_is_appended(
-    store: async_sessionmaker[AsyncSession],
-) -> None:
-    conversation_id, items = await conversation_held_by(store, None)
-    async with unit_of_work(store) as session:
-        assert await conversations.append(session, conversation_id, items, releasing="resp_late")
+        assert await conversations.append(session, conversation_id, items, releasing=releasing)
     assert await state(store, conversation_id) == (None, None, 2, items)
 
 

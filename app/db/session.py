@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import Executable, event
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -123,14 +124,11 @@ async def single_statements(
         return
     with tracing.span("db.single_statements"):
         async with sessions() as session:
-            connection = await session.connection(
+            # Kept for `write_value`, which sends its statements to the driver under it: its
+            # being here says the statements commit by themselves.
+            session.info[_AUTOCOMMITTED] = await session.connection(
                 execution_options={"isolation_level": "AUTOCOMMIT"}
             )
-            # Kept for `write_value`, which sends its statements to the driver and asks it
-            # whether it is closed before each: their being here says the statements commit by
-            # themselves.
-            raw = await connection.get_raw_connection()
-            session.info[_AUTOCOMMITTED] = (connection, raw.driver_connection)
             yield session
 
 
@@ -151,11 +149,12 @@ async def write_value(
     `CommitUncertain` likewise. Unless the connection was already known closed before the
     statement went out (a pooled connection the database dropped, as after its restart): then
     nothing was sent, and the client may retry."""
-    connection, driver = session.info.get(_AUTOCOMMITTED, (None, None))
+    connection: AsyncConnection | None = session.info.get(_AUTOCOMMITTED)
+    driver = _driver_of(connection) if connection is not None else None
     # asyncpg tracks whether it saw the connection end: no round trip to ask it.
     sent_on_open = driver is not None and not driver.is_closed()
     try:
-        if driver is not None:
+        if connection is not None and driver is not None:
             return await direct.fetch_value(connection, driver, statement, parameters)
         result = await session.execute(statement, parameters)
         # An INSERT without RETURNING has no rows to take a value from.
@@ -164,3 +163,13 @@ async def write_value(
         if sent_on_open and outage.is_unreachable(exc):
             raise outage.CommitUncertain from exc
         raise
+
+
+def _driver_of(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under `connection`, read without an await: it is checked out and
+    live (the await `get_raw_connection` takes is for one that must reconnect, which an
+    invalidated one would, and which is then left to SQLAlchemy's own path)."""
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated:
+        return None
+    return sync.connection.driver_connection

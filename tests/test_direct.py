@@ -104,3 +104,36 @@ async def test_a_statement_cancelled_midway_leaves_its_connection_usable(
         await task
     async with asyncio.timeout(5), single_statements(one_connection) as session:
         assert await write_value(session, BACKEND, {}) == before
+
+
+async def test_a_write_that_follows_no_read_holds_a_connection_only_while_it_runs(
+    one_connection: async_sessionmaker[AsyncSession],
+) -> None:
+    """A create's writes: the session never takes a connection of its own, and the one the
+    write ran on is back in the pool before the session ends."""
+    pool = one_connection.kw["bind"].sync_engine.pool
+    async with single_statements(one_connection) as session:
+        first = await write_value(session, BACKEND, {})
+        assert pool.checkedout() == 0
+        assert not session.in_transaction()
+        assert await write_value(session, BACKEND, {}) == first  # the pool's one connection
+
+
+async def test_a_write_after_a_read_runs_on_the_connection_the_session_holds(
+    one_connection: async_sessionmaker[AsyncSession],
+) -> None:
+    """Never a second connection for one session: with every connection taken, a second
+    checkout would wait for one that only this session can give back."""
+    pool = one_connection.kw["bind"].sync_engine.pool
+    async with single_statements(one_connection) as session:
+        read = await session.scalar(BACKEND)
+        assert pool.checkedout() == 1
+        assert await write_value(session, BACKEND, {}) == read
+        assert pool.checkedout() == 1
+        # Autocommit: the write stands whatever becomes of the session.
+        await write_value(session, sa.text("CREATE TEMP TABLE IF NOT EXISTS seen (n int)"), {})
+        await write_value(session, sa.text("INSERT INTO seen VALUES (1)"), {})
+        await session.rollback()
+    async with single_statements(one_connection) as session:
+        assert await session.scalar(sa.text("SELECT count(*) FROM seen")) == 1
+        await write_value(session, sa.text("DROP TABLE seen"), {})

@@ -6,6 +6,7 @@ Transactions stay short; none spans an upstream call or a stream body.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -14,7 +15,6 @@ import msgspec
 from sqlalchemy import Executable, event
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -115,7 +115,10 @@ async def single_statements(
     For work whose writes are single statements that stand alone (a conditional UPDATE that
     claims a row) and whose reads need no common snapshot: it spares the BEGIN and COMMIT round
     trips a unit of work costs, which on a busy worker's loop each waited a whole turn of it.
-    SQLite keeps its unit of work: its writers take turns per transaction (app/db/writer.py).
+    The session takes a connection only when a read needs one: `write_value` sends a write
+    that follows no read on a connection of its own, which costs half of the session's
+    checkout. SQLite keeps its unit of work: its writers take turns per transaction
+    (app/db/writer.py).
     """
     bind = sessions.kw.get("bind")
     if bind is None or bind.dialect.name != "postgresql":
@@ -123,15 +126,21 @@ async def single_statements(
             yield session
         return
     with tracing.span("db.single_statements"):
-        async with sessions() as session:
-            # Kept for `write_value`, which sends its statements to the driver under it: its
-            # being here says the statements commit by themselves.
-            session.info[_AUTOCOMMITTED] = await session.connection(
-                execution_options={"isolation_level": "AUTOCOMMIT"}
-            )
+        async with sessions(bind=_autocommitting(bind)) as session:
+            # Its being here says the statements commit by themselves (`write_value`).
+            session.info[_AUTOCOMMITTED] = bind
             yield session
 
 
+def _autocommitting(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` with every connection it checks out in autocommit; the same pool."""
+    found = _AUTOCOMMITTING.get(engine)
+    if found is None:
+        found = _AUTOCOMMITTING[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+_AUTOCOMMITTING: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
 _AUTOCOMMITTED = "rapport.autocommitted"
 
 
@@ -144,32 +153,40 @@ async def write_value(
 ) -> Any:
     """Run a write whose loss must not read as "nothing stored", and return the first column of
     its first row (None when it returns none). In `single_statements` the statement commits by
-    itself, and goes straight to the driver (app/db/direct.py); a connection lost while it ran
+    itself, and goes straight to the driver (app/db/direct.py): on the connection the session
+    holds, or on one of its own when the session holds none. A connection lost while it ran
     leaves its fate as unknown as a COMMIT cut short in a unit of work, and is raised as
     `CommitUncertain` likewise. Unless the connection was already known closed before the
     statement went out (a pooled connection the database dropped, as after its restart): then
     nothing was sent, and the client may retry."""
-    connection: AsyncConnection | None = session.info.get(_AUTOCOMMITTED)
-    driver = _driver_of(connection) if connection is not None else None
+    engine: AsyncEngine | None = session.info.get(_AUTOCOMMITTED)
+    if engine is not None and not session.in_transaction():
+        async with direct.checked_out(engine) as alone:
+            return await _sent(alone, statement, parameters)
+    held = await _held_by(session) if engine is not None else None
+    if held is not None:
+        return await _sent(held, statement, parameters)
+    result = await session.execute(statement, parameters)
+    # An INSERT without RETURNING has no rows to take a value from.
+    return result.scalar() if cast(CursorResult[Any], result).returns_rows else None
+
+
+async def _sent(held: direct.Held, statement: Executable, parameters: dict[str, Any]) -> Any:
     # asyncpg tracks whether it saw the connection end: no round trip to ask it.
-    sent_on_open = driver is not None and not driver.is_closed()
+    sent_on_open = not held.driver.is_closed()
     try:
-        if connection is not None and driver is not None:
-            return await direct.fetch_value(connection, driver, statement, parameters)
-        result = await session.execute(statement, parameters)
-        # An INSERT without RETURNING has no rows to take a value from.
-        return result.scalar() if cast(CursorResult[Any], result).returns_rows else None
+        return await direct.fetch_value(held, statement, parameters)
     except outage.UNREACHABLE as exc:
         if sent_on_open and outage.is_unreachable(exc):
             raise outage.CommitUncertain from exc
         raise
 
 
-def _driver_of(connection: AsyncConnection) -> Any:
-    """The asyncpg connection under `connection`, read without an await: it is checked out and
-    live (the await `get_raw_connection` takes is for one that must reconnect, which an
-    invalidated one would, and which is then left to SQLAlchemy's own path)."""
+async def _held_by(session: AsyncSession) -> direct.Held | None:
+    """The driver connection the session holds (it is in a transaction, so holds one). An
+    invalidated one is left to SQLAlchemy's own path, which reconnects it."""
+    connection = await session.connection()
     sync = connection.sync_connection
     if sync is None or sync.invalidated:
         return None
-    return sync.connection.driver_connection
+    return direct.held_under(connection, sync.connection.driver_connection)

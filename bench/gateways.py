@@ -43,7 +43,15 @@ from latency import (
     throughput,
     wait_ready,
 )
-from shared import bench_main, common_arguments, cpu_seconds, machine, run_bounded, run_sql
+from shared import (
+    bench_main,
+    common_arguments,
+    cpu_seconds,
+    export_tree,
+    machine,
+    run_bounded,
+    run_sql,
+)
 
 CHAT_BODY = msgspec.json.encode({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]})
 RESPONSES_BODY = msgspec.json.encode({"model": MODEL, "input": PROMPT})
@@ -213,7 +221,7 @@ def run(args: argparse.Namespace) -> Measurement:
             stack.spawn("rapport", serve, env, tmp, source)
             variants = [
                 spawn_variant(spec, stack, rapport, env, tmp, source) for spec in args.variant
-            ]
+            ] + [spawn_revision(spec, stack, rapport, env, tmp) for spec in args.revision]
             floor = [sys.executable, str(source / "bench" / "floor_app.py")]
             stack.spawn("floor", [*floor, "--port", str(floor_port)], env, tmp, source)
             wait_ready(stack, f"{upstream_url}/models")
@@ -262,6 +270,21 @@ def spawn_variant(
     return name, port
 
 
+def spawn_revision(
+    spec: str, stack: Stack, rapport: str, env: dict[str, str], tmp: Path
+) -> tuple[str, int]:
+    """Another `rapport serve` on the same database, running the tree of a git revision
+    (`NAME:REV`): a change measured against the code before it in the same rounds, which on
+    a machine shared with other work is steadier than two runs one after the other. The
+    revision must take the database as the work tree migrated it."""
+    name, _, rev = spec.partition(":")
+    source = export_tree(rev, tmp / f"source-{name}")
+    port = free_port()
+    serve = [rapport, "serve", "--port", str(port)]
+    stack.spawn(name, serve, env | {"PYTHONPATH": str(source)}, tmp, source)
+    return name, port
+
+
 def spawn_other(
     args: argparse.Namespace, stack: Stack, env: dict[str, str], tmp: Path, upstream_url: str
 ) -> Target:
@@ -292,6 +315,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         help="another Rapport column, NAME:VAR=VALUE[,VAR=VALUE] (repeatable)",
+    )
+    parser.add_argument(
+        "--revision",
+        action="append",
+        default=[],
+        help="another Rapport column running a git revision's tree, NAME:REV (repeatable)",
     )
     parser.add_argument(
         "--other-command",

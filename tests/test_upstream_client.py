@@ -20,7 +20,12 @@ from app.providers.base import (
     UpstreamUnavailable,
 )
 from app.providers.upstream_client import upstream_client
-from app.providers.upstream_http import Endpoint, classify, upstream_message
+from app.providers.upstream_http import (
+    EVENT_STREAM_HEADERS,
+    Endpoint,
+    classify,
+    upstream_message,
+)
 from tests.upstream import TestUpstream
 
 KEY = "sk-upstream-client-test"
@@ -71,6 +76,40 @@ async def test_answers_and_headers_arrive(endpoint: Endpoint, upstream: TestUpst
     assert seen.headers["authorization"] == f"Bearer {KEY}"
     assert seen.headers["content-type"] == "application/json"
     assert seen.body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_a_request_is_made_as_build_request_would_make_it(endpoint: Endpoint) -> None:
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    for events in (False, True):
+        made = endpoint.request(url, b'{"a":1}', events=events)
+        headers = endpoint.headers | (EVENT_STREAM_HEADERS if events else {})
+        expected = endpoint.client.build_request(
+            "POST", url, content=b'{"a":1}', headers=headers, timeout=endpoint.timeout
+        )
+        assert (made.method, made.url, made.content) == (expected.method, expected.url, b'{"a":1}')
+        assert made.headers.multi_items() == expected.headers.multi_items()
+        assert made.extensions == expected.extensions
+    assert endpoint.request(url, b"{}").extensions is not made.extensions  # never shared
+
+
+async def test_a_client_with_cookies_sends_them(endpoint: Endpoint) -> None:
+    endpoint.client.cookies.set("affinity", "node-2", domain="127.0.0.1")
+    made = endpoint.request("http://127.0.0.1:9/v1/chat/completions", b"{}")
+    assert made.headers["cookie"] == "affinity=node-2"
+
+
+async def test_a_stream_leaves_no_event_stream_headers_on_later_posts(
+    endpoint: Endpoint, upstream: TestUpstream
+) -> None:
+    """`httpx_sse.aconnect_sse` added its headers to the dict it was given: every POST after the
+    first stream asked for an event stream too."""
+    url = f"{upstream.base_url}/chat/completions"
+    [event async for event in endpoint.events(url, chat("x", stream=True), status_error)]
+    assert upstream.last_request().headers["accept"] == "text/event-stream"
+    await endpoint.post(url, chat("plain"), status_error)
+    seen = upstream.last_request().headers
+    assert seen["accept"] == "*/*"
+    assert "cache-control" not in seen
 
 
 async def test_connections_are_reused(endpoint: Endpoint, upstream: TestUpstream) -> None:

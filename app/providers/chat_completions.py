@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from httpx_sse import SSEError, aconnect_sse
+from httpx_sse import SSEError
 
 from app import offload, redact
 from app.config import ModelRoute
@@ -55,24 +55,15 @@ class ChatCompletionsProvider:
             f"is it running? It is set by {where}"
         )
         self._api_key = api_key
-        self._headers = {"content-type": "application/json"}
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
-        self._timeout = httpx.Timeout(route.timeout_seconds, connect=10.0)
-        self._endpoint = Endpoint(client, {}, route, api_key)
+        authorization = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._endpoint = Endpoint(client, authorization, route, api_key)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         tools = catalog_for(request.tools, request.context)
         body = await offload.off_loop(
             lambda: translate.to_chat_body(request, self._route, tools), request.context
         )
-        sent = self._client.build_request(
-            "POST",
-            self._url,
-            content=encoder.encode(body),
-            headers=self._headers,
-            timeout=self._timeout,
-        )
+        sent = self._endpoint.request(self._url, encoder.encode(body))
         try:
             answer = await answer_cap.read_capped(
                 self._client, sent, self._endpoint.max_answer_bytes
@@ -106,7 +97,7 @@ class ChatCompletionsProvider:
         convenience, so an unreachable or odd upstream is never an error here."""
         try:
             answer = await self._client.get(
-                self._models_url, headers=self._headers, timeout=timeout_seconds
+                self._models_url, headers=self._endpoint.headers, timeout=timeout_seconds
             )
             if answer.status_code != 200:
                 return []
@@ -132,14 +123,7 @@ class ChatCompletionsProvider:
         # How far the stream got, so a failure says whether it ever started.
         progress = _NOT_CONNECTED
         try:
-            async with aconnect_sse(
-                self._client,
-                "POST",
-                self._url,
-                content=encoder.encode(body),
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as source:
+            async with self._endpoint.event_source(self._url, encoder.encode(body)) as source:
                 answer_cap.cap(source.response, self._endpoint.max_answer_bytes)
                 if source.response.status_code >= 400:
                     await source.response.aread()

@@ -11,11 +11,12 @@ Only in autocommit (`single_statements`): in a unit of work the transaction begi
 session's first SQLAlchemy statement, and a statement sent around it would not be part of it.
 The statement runs on the connection the session holds, or, when it holds none (a create's
 writes follow no read), on one checked out of the pool for it alone (`checked_out`), which
-spares the session's own checkout: ≈ 0.15 ms of CPU per write, half of what the session costs. What SQLAlchemy does around a statement still happens:
-`before_cursor_execute` listeners see it (the tests count statements so), and a connection
-lost under it is invalidated, so the pool never gives it out again, and its errors are raised
-as the SQLAlchemy errors they would have been (`OperationalError` for a lost connection, the
-one every caller's outage handling knows; `IntegrityError` for a broken constraint).
+spares the session's own checkout: ≈ 0.15 ms of CPU per write, half of what the session
+costs. What SQLAlchemy does around a statement still happens: `before_cursor_execute`
+listeners see it (the tests count statements so), and a connection lost under it is
+invalidated, so the pool never gives it out again, and its errors are raised as the SQLAlchemy
+errors they would have been (`OperationalError` for a lost connection, the one every caller's
+outage handling knows; `IntegrityError` for a broken constraint).
 """
 
 from __future__ import annotations
@@ -101,15 +102,14 @@ class Held(NamedTuple):
     invalidate: Callable[[BaseException], Awaitable[None]]
 
 
-def held_under(connection: AsyncConnection, driver: asyncpg.Connection) -> Held:
-    """`driver`, the driver connection under `connection`, which is in autocommit."""
-    return Held(
-        connection.dialect,
-        connection.sync_engine,
-        connection.sync_connection,
-        driver,
-        connection.invalidate,
-    )
+def held_under(connection: AsyncConnection) -> Held | None:
+    """The driver connection under `connection`, which is in autocommit; None when it was
+    invalidated (SQLAlchemy's own path reconnects it)."""
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated:
+        return None
+    driver = sync.connection.driver_connection
+    return Held(connection.dialect, connection.sync_engine, sync, driver, connection.invalidate)
 
 
 @asynccontextmanager

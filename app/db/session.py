@@ -160,12 +160,13 @@ async def write_value(
     statement went out (a pooled connection the database dropped, as after its restart): then
     nothing was sent, and the client may retry."""
     engine: AsyncEngine | None = session.info.get(_AUTOCOMMITTED)
-    if engine is not None and not session.in_transaction():
-        async with direct.checked_out(engine) as alone:
-            return await _sent(alone, statement, parameters)
-    held = await _held_by(session) if engine is not None else None
-    if held is not None:
-        return await _sent(held, statement, parameters)
+    if engine is not None:
+        if not session.in_transaction():  # no read before it: the session holds no connection
+            async with direct.checked_out(engine) as alone:
+                return await _sent(alone, statement, parameters)
+        held = direct.held_under(await session.connection())
+        if held is not None:
+            return await _sent(held, statement, parameters)
     result = await session.execute(statement, parameters)
     # An INSERT without RETURNING has no rows to take a value from.
     return result.scalar() if cast(CursorResult[Any], result).returns_rows else None
@@ -180,13 +181,3 @@ async def _sent(held: direct.Held, statement: Executable, parameters: dict[str, 
         if sent_on_open and outage.is_unreachable(exc):
             raise outage.CommitUncertain from exc
         raise
-
-
-async def _held_by(session: AsyncSession) -> direct.Held | None:
-    """The driver connection the session holds (it is in a transaction, so holds one). An
-    invalidated one is left to SQLAlchemy's own path, which reconnects it."""
-    connection = await session.connection()
-    sync = connection.sync_connection
-    if sync is None or sync.invalidated:
-        return None
-    return direct.held_under(connection, sync.connection.driver_connection)

@@ -5,21 +5,41 @@ no longer the run's own."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
 from app.db.models import ResponseRow
-from app.db.session import unit_of_work
+from app.db.session import create_engine, create_sessionmaker, unit_of_work
 from app.responses import repository
 from app.runs.lease import kept_alive
 from tests.conftest import Project
+from tests.harness import postgres_database
 from tests.test_together import new_response
 
 LEASE = 0.6  # renewals every 0.2 s
+
+
+@pytest.fixture(scope="module")
+def lease_database_url() -> Iterator[str]:
+    """A database of this module's own: its rows start with a stale heartbeat, which the
+    session server's in-process sweeper, on the shared database, would settle from under the
+    lease being tested."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def sessions(lease_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The conftest's `project` makes its projects here too."""
+    engine = create_engine(lease_database_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
 
 
 async def running(sessions: async_sessionmaker[AsyncSession], project: Project) -> str:
